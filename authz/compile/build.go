@@ -1,0 +1,886 @@
+package compile
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
+)
+
+type nn = types.NamespacedName
+
+func hashNN(k nn) uint64                    { return hashString(k.Namespace) ^ hashString(k.Name)*31 }
+func hashDigest(d [sha256.Size]byte) uint64 { return binary.LittleEndian.Uint64(d[:8]) }
+
+// state is what a build leaves for the next one: every object's compiled form and status,
+// and the reverse indexes that say which objects a change reaches.
+type state struct {
+	creds pmap[nn, *credEntry]
+	authz pmap[nn, *authzEntry]
+	binds pmap[nn, *bindEntry]
+
+	secretUsers pmap[nn, []ObjectKey] // Secret -> Credentials and CustomAuthorizers naming it
+	authzUsers  pmap[nn, []nn]        // CustomAuthorizer -> APIBindings naming it
+	credUsers   pmap[nn, []nn]        // Credential -> APIBindings naming it
+
+	keyClaims  pmap[string, []nn]            // appKey -> Credentials claiming it, oldest first
+	codeClaims pmap[[sha256.Size]byte, []nn] // AppCode digest -> Credentials claiming it, oldest first
+}
+
+type credEntry struct {
+	obj         *authv1alpha1.Credential
+	cred        *Credential // nil when the Secret is missing or invalid
+	codes       [][sha256.Size]byte
+	reason, msg string // the Secret's problem, if any
+	conflict    string // why it lost its appKey or an AppCode, if it did
+	bound       int32
+	status      ObjectStatus
+}
+
+type authzEntry struct {
+	obj         *authv1alpha1.CustomAuthorizer
+	a           *Authorizer // nil when not ready
+	reason, msg string
+	status      ObjectStatus
+}
+
+type bindEntry struct {
+	obj         *authv1alpha1.APIBinding
+	invalidSpec string
+	refsReason  string
+	refsMsg     string
+	conflicts   []string
+	b           *Binding
+	status      ObjectStatus
+}
+
+func newState() *state {
+	return &state{
+		creds:       newPmap[nn, *credEntry](hashNN),
+		authz:       newPmap[nn, *authzEntry](hashNN),
+		binds:       newPmap[nn, *bindEntry](hashNN),
+		secretUsers: newPmap[nn, []ObjectKey](hashNN),
+		authzUsers:  newPmap[nn, []nn](hashNN),
+		credUsers:   newPmap[nn, []nn](hashNN),
+		keyClaims:   newPmap[string, []nn](hashString),
+		codeClaims:  newPmap[[sha256.Size]byte, []nn](hashDigest),
+	}
+}
+
+type set[K comparable] map[K]struct{}
+
+func (s set[K]) add(k K) { s[k] = struct{}{} }
+
+func keySet[V any](m map[nn]V) set[nn] {
+	s := make(set[nn], len(m))
+	for k := range m {
+		s.add(k)
+	}
+	return s
+}
+
+// builder is one build in progress: copy-on-write edits of the previous state.
+type builder struct {
+	in *Inputs
+
+	creds       *pmapEdit[nn, *credEntry]
+	authz       *pmapEdit[nn, *authzEntry]
+	binds       *pmapEdit[nn, *bindEntry]
+	secretUsers *pmapEdit[nn, []ObjectKey]
+	authzUsers  *pmapEdit[nn, []nn]
+	credUsers   *pmapEdit[nn, []nn]
+	keyClaims   *pmapEdit[string, []nn]
+	codeClaims  *pmapEdit[[sha256.Size]byte, []nn]
+
+	hosts     *pmapEdit[string, *HostTable]
+	wildcards *pmapEdit[string, *HostTable]
+	appKeys   *pmapEdit[string, *Credential]
+	appCodes  *pmapEdit[[sha256.Size]byte, *Credential]
+
+	ownCred set[nn]                     // credential entries created by this build (safe to change)
+	pending map[ObjectKey]*ObjectStatus // the last status computed for each object this build
+}
+
+// Build compiles the inputs into a snapshot. With prev (the snapshot last built from the
+// same Inputs) it redoes only what the objects changed since then reach, and shares the rest
+// with prev; without it, it builds everything. Both give the same snapshot. It returns the
+// statuses that differ from those of prev (on a full build, all of them), sorted.
+func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
+	changes := in.takeChanges()
+	st := prev.stateOrNil()
+	full := st == nil
+	var version uint64 = 1
+	if full {
+		st = newState()
+		prev = &Snapshot{
+			hosts:     newPmap[string, *HostTable](hashString),
+			wildcards: newPmap[string, *HostTable](hashString),
+			appKeys:   newPmap[string, *Credential](hashString),
+			appCodes:  newPmap[[sha256.Size]byte, *Credential](hashDigest),
+		}
+	} else {
+		version = prev.Version + 1
+	}
+	b := &builder{
+		in:          in,
+		creds:       st.creds.edit(),
+		authz:       st.authz.edit(),
+		binds:       st.binds.edit(),
+		secretUsers: st.secretUsers.edit(),
+		authzUsers:  st.authzUsers.edit(),
+		credUsers:   st.credUsers.edit(),
+		keyClaims:   st.keyClaims.edit(),
+		codeClaims:  st.codeClaims.edit(),
+		hosts:       prev.hosts.edit(),
+		wildcards:   prev.wildcards.edit(),
+		appKeys:     prev.appKeys.edit(),
+		appCodes:    prev.appCodes.edit(),
+		ownCred:     set[nn]{},
+		pending:     map[ObjectKey]*ObjectStatus{},
+	}
+
+	var dirtyCreds, dirtyAuthz, dirtyBinds set[nn]
+	if full {
+		// Everything is new: no reverse index to consult.
+		dirtyCreds, dirtyAuthz, dirtyBinds = keySet(in.credentials), keySet(in.authorizers), keySet(in.bindings)
+		b.ownCred = make(set[nn], len(in.credentials))
+		b.pending = make(map[ObjectKey]*ObjectStatus, len(in.credentials)+len(in.authorizers)+len(in.bindings))
+	} else {
+		dirtyCreds, dirtyAuthz, dirtyBinds = set[nn]{}, set[nn]{}, set[nn]{}
+		for k := range changes {
+			switch k.Kind {
+			case KindCredential:
+				dirtyCreds.add(k.NamespacedName)
+			case KindCustomAuthorizer:
+				dirtyAuthz.add(k.NamespacedName)
+			case KindAPIBinding:
+				dirtyBinds.add(k.NamespacedName)
+			case KindSecret:
+				users, _ := b.secretUsers.Get(k.NamespacedName)
+				for _, u := range users {
+					if u.Kind == KindCredential {
+						dirtyCreds.add(u.NamespacedName)
+					} else {
+						dirtyAuthz.add(u.NamespacedName)
+					}
+				}
+			}
+		}
+	}
+
+	recount := b.credentials(dirtyCreds, dirtyBinds)
+	b.authorizers(dirtyAuthz, dirtyBinds)
+	b.bindings(dirtyBinds, recount, full)
+	b.credentialStatuses(recount)
+
+	// Report the statuses that differ from what prev published.
+	var out []ObjectStatus
+	for k, next := range b.pending {
+		if full {
+			out = append(out, *next)
+			continue
+		}
+		var cur *ObjectStatus
+		switch k.Kind {
+		case KindCredential:
+			if e, ok := st.creds.Get(k.NamespacedName); ok {
+				cur = &e.status
+			}
+		case KindCustomAuthorizer:
+			if e, ok := st.authz.Get(k.NamespacedName); ok {
+				cur = &e.status
+			}
+		case KindAPIBinding:
+			if e, ok := st.binds.Get(k.NamespacedName); ok {
+				cur = &e.status
+			}
+		}
+		if cur == nil || !cur.Equal(next) {
+			out = append(out, *next)
+		}
+	}
+	sortStatuses(out)
+	snap := &Snapshot{
+		Version:   version,
+		BuiltAt:   in.Now,
+		hosts:     b.hosts.freeze(),
+		wildcards: b.wildcards.freeze(),
+		appKeys:   b.appKeys.freeze(),
+		appCodes:  b.appCodes.freeze(),
+		st: &state{
+			creds:       b.creds.freeze(),
+			authz:       b.authz.freeze(),
+			binds:       b.binds.freeze(),
+			secretUsers: b.secretUsers.freeze(),
+			authzUsers:  b.authzUsers.freeze(),
+			credUsers:   b.credUsers.freeze(),
+			keyClaims:   b.keyClaims.freeze(),
+			codeClaims:  b.codeClaims.freeze(),
+		},
+	}
+	return snap, out
+}
+
+func (s *Snapshot) stateOrNil() *state {
+	if s == nil {
+		return nil
+	}
+	return s.st
+}
+
+// addRef and dropRef keep a reverse index: which objects name a target.
+func addRef[K comparable, V comparable](m *pmapEdit[K, []V], target K, user V) {
+	users, _ := m.Get(target)
+	if slices.Contains(users, user) {
+		return
+	}
+	m.Set(target, append(slices.Clip(users), user))
+}
+
+func dropRef[K comparable, V comparable](m *pmapEdit[K, []V], target K, user V) {
+	users, _ := m.Get(target)
+	i := slices.Index(users, user)
+	if i < 0 {
+		return
+	}
+	if len(users) == 1 {
+		m.Delete(target)
+		return
+	}
+	m.Set(target, slices.Delete(slices.Clone(users), i, i+1))
+}
+
+// ---- Credentials ---------------------------------------------------------------------
+
+func (b *builder) mutCred(k nn) *credEntry {
+	e, ok := b.creds.Get(k)
+	if !ok {
+		return nil
+	}
+	if _, own := b.ownCred[k]; !own {
+		c := *e
+		e = &c
+		b.creds.Set(k, e)
+		b.ownCred.add(k)
+	}
+	return e
+}
+
+func (b *builder) claim(m *pmapEdit[string, []nn], key string, k nn) {
+	claims, _ := m.Get(key)
+	claims = append(slices.Clone(claims), k)
+	slices.SortFunc(claims, b.credAge)
+	m.Set(key, claims)
+}
+
+func (b *builder) claimCode(d [sha256.Size]byte, k nn) {
+	claims, _ := b.codeClaims.Get(d)
+	claims = append(slices.Clone(claims), k)
+	slices.SortFunc(claims, b.credAge)
+	b.codeClaims.Set(d, claims)
+}
+
+func (b *builder) credAge(x, y nn) int {
+	ox, oy := b.in.credentials[x], b.in.credentials[y]
+	switch {
+	case older(ox, oy):
+		return -1
+	case older(oy, ox):
+		return 1
+	}
+	return 0
+}
+
+// credentials recompiles the changed Credentials, resolves who owns each appKey and AppCode
+// they touch, and updates the lookup indexes. It returns the credentials whose status must be
+// written again.
+func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
+	keys, codes := set[string]{}, set[[sha256.Size]byte]{}
+	reeval := make(set[nn], len(dirty))
+	for k := range dirty {
+		old, _ := b.creds.Get(k)
+		obj := b.in.credentials[k]
+		var oldRef, newRef nn
+		if old != nil {
+			oldRef = nn{Namespace: k.Namespace, Name: old.obj.Spec.SecretRef.Name}
+		}
+		if obj != nil {
+			newRef = nn{Namespace: k.Namespace, Name: obj.Spec.SecretRef.Name}
+		}
+		key := ObjectKey{KindCredential, k}
+		if old != nil && oldRef != newRef {
+			dropRef(b.secretUsers, oldRef, key)
+		}
+		if obj != nil && oldRef != newRef {
+			addRef(b.secretUsers, newRef, key)
+		}
+		if old != nil && old.cred != nil {
+			dropRef(b.keyClaims, old.cred.AppKey, k)
+			keys.add(old.cred.AppKey)
+			for _, d := range old.codes {
+				dropRef(b.codeClaims, d, k)
+				codes.add(d)
+			}
+		}
+		if (obj == nil) != (old == nil) {
+			users, _ := b.credUsers.Get(k)
+			for _, u := range users {
+				dirtyBinds.add(u)
+			}
+		}
+		if obj == nil {
+			b.creds.Delete(k)
+			continue
+		}
+		c, ds, reason, msg := parseCredential(obj, b.in.secrets[newRef])
+		e := &credEntry{obj: obj, cred: c, codes: ds, reason: reason, msg: msg}
+		if old != nil {
+			e.bound, e.status = old.bound, old.status
+		}
+		b.creds.Set(k, e)
+		b.ownCred.add(k)
+		if c != nil {
+			b.claim(b.keyClaims, c.AppKey, k)
+			keys.add(c.AppKey)
+			for _, d := range ds {
+				b.claimCode(d, k)
+				codes.add(d)
+			}
+		}
+		reeval.add(k)
+	}
+	for key := range keys {
+		claims, _ := b.keyClaims.Get(key)
+		for _, k := range claims {
+			reeval.add(k)
+		}
+	}
+	for d := range codes {
+		claims, _ := b.codeClaims.Get(d)
+		for _, k := range claims {
+			reeval.add(k)
+		}
+	}
+	for k := range reeval {
+		e := b.mutCred(k)
+		if e == nil {
+			continue
+		}
+		e.conflict = ""
+		if e.cred == nil {
+			continue
+		}
+		if claims, _ := b.keyClaims.Get(e.cred.AppKey); claims[0] != k {
+			e.conflict = fmt.Sprintf("appKey %q is already used by the older Credential %s", e.cred.AppKey, claims[0])
+		} else {
+			for i, d := range e.codes {
+				if claims, _ := b.codeClaims.Get(d); claims[0] != k {
+					e.conflict = fmt.Sprintf("AppCode #%d is already used by the older Credential %s", i+1, claims[0])
+					break
+				}
+			}
+		}
+		keys.add(e.cred.AppKey)
+		for _, d := range e.codes {
+			codes.add(d)
+		}
+	}
+	usable := func(claims []nn) *Credential {
+		if len(claims) == 0 {
+			return nil
+		}
+		e, _ := b.creds.Get(claims[0])
+		if e == nil || e.cred == nil || e.conflict != "" || !e.cred.Usable(b.in.Now) {
+			return nil
+		}
+		return e.cred
+	}
+	for key := range keys {
+		claims, _ := b.keyClaims.Get(key)
+		if c := usable(claims); c != nil {
+			b.appKeys.Set(key, c)
+		} else {
+			b.appKeys.Delete(key)
+		}
+	}
+	for d := range codes {
+		claims, _ := b.codeClaims.Get(d)
+		if c := usable(claims); c != nil {
+			b.appCodes.Set(d, c)
+		} else {
+			b.appCodes.Delete(d)
+		}
+	}
+	return reeval
+}
+
+// credentialStatuses counts the bindings of the credentials in recount and emits every
+// credential status that changed.
+func (b *builder) credentialStatuses(recount set[nn]) {
+	for k := range recount {
+		e := b.mutCred(k)
+		if e == nil {
+			continue
+		}
+		e.bound = 0
+		for name := range b.in.bindingsByNS[k.Namespace] {
+			if be, _ := b.binds.Get(nn{Namespace: k.Namespace, Name: name}); be != nil && be.b.bindsObject(e.obj) {
+				e.bound++
+			}
+		}
+		st := ObjectStatus{
+			Key:                ObjectKey{KindCredential, k},
+			UID:                e.obj.UID,
+			ObservedGeneration: e.obj.Generation,
+			BoundBindings:      e.bound,
+		}
+		if e.cred != nil {
+			st.AppKey = e.cred.AppKey
+		}
+		gen := e.obj.Generation
+		switch {
+		case e.cred == nil:
+			st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, e.reason, e.msg, gen)}
+		case e.conflict != "":
+			st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonAppKeyConflict, e.conflict, gen)}
+		case e.cred.Disabled:
+			st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonDisabled, "spec.disabled is true", gen)}
+		case !e.cred.Usable(b.in.Now):
+			st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonExpired,
+				"expired at "+e.cred.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"), gen)}
+		default:
+			st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen)}
+		}
+		b.emit(&e.status, st)
+	}
+}
+
+// emit records the status computed for an object in this build.
+func (b *builder) emit(cur *ObjectStatus, next ObjectStatus) {
+	*cur = next
+	b.pending[next.Key] = cur
+}
+
+// ---- CustomAuthorizers --------------------------------------------------------------
+
+func (b *builder) authorizers(dirty, dirtyBinds set[nn]) {
+	for k := range dirty {
+		old, _ := b.authz.Get(k)
+		obj := b.in.authorizers[k]
+		ref := func(o *authv1alpha1.CustomAuthorizer) (nn, bool) {
+			if o == nil || o.Spec.UserDataFrom == nil {
+				return nn{}, false
+			}
+			return nn{Namespace: k.Namespace, Name: o.Spec.UserDataFrom.SecretKeyRef.Name}, true
+		}
+		key := ObjectKey{KindCustomAuthorizer, k}
+		var oldObj *authv1alpha1.CustomAuthorizer
+		if old != nil {
+			oldObj = old.obj
+		}
+		oldRef, hadOld := ref(oldObj)
+		newRef, hasNew := ref(obj)
+		if hadOld && (!hasNew || oldRef != newRef) {
+			dropRef(b.secretUsers, oldRef, key)
+		}
+		if hasNew && (!hadOld || oldRef != newRef) {
+			addRef(b.secretUsers, newRef, key)
+		}
+		users, _ := b.authzUsers.Get(k)
+		for _, u := range users {
+			dirtyBinds.add(u)
+		}
+		if obj == nil {
+			b.authz.Delete(k)
+			continue
+		}
+		a, reason, msg := compileAuthorizer(obj, b.in.secrets)
+		e := &authzEntry{obj: obj, a: a, reason: reason, msg: msg}
+		if old != nil {
+			e.status = old.status
+		}
+		if msg == "" {
+			msg = "the authorizer is in use"
+		}
+		b.emit(&e.status, ObjectStatus{
+			Key:                key,
+			UID:                obj.UID,
+			ObservedGeneration: obj.Generation,
+			Conditions:         []metav1.Condition{condition(authv1alpha1.ConditionReady, a != nil, reason, msg, obj.Generation)},
+		})
+		b.authz.Set(k, e)
+	}
+}
+
+// ---- APIBindings --------------------------------------------------------------------
+
+func bindingRefs(o *authv1alpha1.APIBinding) (authz string, creds []string) {
+	if o == nil {
+		return "", nil
+	}
+	if o.Spec.CustomAuthorizer != nil {
+		authz = o.Spec.CustomAuthorizer.Name
+	}
+	if o.Spec.App != nil {
+		creds = o.Spec.App.Credentials
+	}
+	return authz, creds
+}
+
+func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
+	dirtyHosts := set[string]{}
+	joins := map[string][]nn{}
+	reaccept := set[nn]{}
+	for k := range dirty {
+		old, _ := b.binds.Get(k)
+		obj := b.in.bindings[k]
+		var oldObj *authv1alpha1.APIBinding
+		if old != nil {
+			oldObj = old.obj
+		}
+		oa, oc := bindingRefs(oldObj)
+		na, nc := bindingRefs(obj)
+		if oa != na {
+			if oa != "" {
+				dropRef(b.authzUsers, nn{Namespace: k.Namespace, Name: oa}, k)
+			}
+			if na != "" {
+				addRef(b.authzUsers, nn{Namespace: k.Namespace, Name: na}, k)
+			}
+		}
+		if !slices.Equal(oc, nc) {
+			for _, c := range oc {
+				if !slices.Contains(nc, c) {
+					dropRef(b.credUsers, nn{Namespace: k.Namespace, Name: c}, k)
+				}
+			}
+			for _, c := range nc {
+				addRef(b.credUsers, nn{Namespace: k.Namespace, Name: c}, k)
+			}
+		}
+		if oldObj != nil {
+			for _, h := range oldObj.Spec.Hosts {
+				dirtyHosts.add(h)
+			}
+		}
+		if obj == nil {
+			b.binds.Delete(k)
+			if !full {
+				b.recountNamespace(k.Namespace, old.b, nil, recount)
+			}
+			continue
+		}
+		for _, h := range obj.Spec.Hosts {
+			dirtyHosts.add(h)
+			if oldObj == nil || !slices.Contains(oldObj.Spec.Hosts, h) {
+				joins[h] = append(joins[h], k)
+			}
+		}
+		var conflicts []string
+		var oldB *Binding
+		if old != nil {
+			conflicts, oldB = old.conflicts, old.b
+		}
+		e := b.compileBinding(obj, conflicts, old)
+		b.binds.Set(k, e)
+		if !full && (oldObj == nil || !apiequality.Semantic.DeepEqual(oldObj.Spec.App, obj.Spec.App)) {
+			b.recountNamespace(k.Namespace, oldB, e.b, recount)
+		}
+		reaccept.add(k)
+	}
+	if full {
+		for k := range b.in.credentials {
+			recount.add(k)
+		}
+	}
+
+	for len(dirtyHosts) > 0 {
+		hosts := dirtyHosts
+		dirtyHosts = set[string]{}
+		for h := range hosts {
+			b.rebuildHost(h, joins[h], reaccept)
+		}
+		joins = nil
+		for k := range reaccept {
+			e, _ := b.binds.Get(k)
+			if e == nil {
+				continue
+			}
+			var conflicts []string
+			for _, h := range e.obj.Spec.Hosts {
+				if t := b.table(h); t != nil {
+					conflicts = append(conflicts, t.conflicts[k]...)
+				}
+			}
+			slices.Sort(conflicts)
+			if slices.Equal(conflicts, e.conflicts) {
+				continue
+			}
+			b.binds.Set(k, b.compileBinding(e.obj, conflicts, e))
+			for _, h := range e.obj.Spec.Hosts {
+				dirtyHosts.add(h)
+			}
+		}
+		reaccept = set[nn]{}
+	}
+}
+
+// recountNamespace adds to recount the credentials of ns that oldB and newB bind differently.
+func (b *builder) recountNamespace(ns string, oldB, newB *Binding, recount set[nn]) {
+	for name, obj := range b.in.credsByNS[ns] {
+		if oldB.bindsObject(obj) != newB.bindsObject(obj) {
+			recount.add(nn{Namespace: ns, Name: name})
+		}
+	}
+}
+
+func (bd *Binding) bindsObject(c *authv1alpha1.Credential) bool {
+	if bd == nil || bd.App == nil || c.Namespace != bd.Namespace {
+		return false
+	}
+	if _, ok := bd.App.names[c.Name]; ok {
+		return true
+	}
+	return bd.App.selector != nil && bd.App.selector.Matches(labels.Set(c.Labels))
+}
+
+// compileBinding compiles an APIBinding given the route conflicts it has, and emits its
+// status if it changed since old.
+func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []string, old *bindEntry) *bindEntry {
+	k := nnOf(obj)
+	e := &bindEntry{obj: obj, conflicts: conflicts, invalidSpec: validateBinding(&obj.Spec)}
+	if old != nil {
+		e.status = old.status
+	}
+	spec := &obj.Spec
+	bd := &Binding{
+		Namespace:  obj.Namespace,
+		Name:       obj.Name,
+		Ref:        obj.Namespace + "/" + obj.Name,
+		UID:        obj.UID,
+		Generation: obj.Generation,
+		Anonymous:  spec.Anonymous,
+	}
+	if app := spec.App; app != nil {
+		f := &AppFactor{AllowUnsignedPayload: app.AllowUnsignedPayload, names: map[string]struct{}{}}
+		if len(app.Methods) == 0 {
+			f.Signature = true
+		}
+		for _, m := range app.Methods {
+			f.Signature = f.Signature || m == authv1alpha1.AppAuthSignature
+			f.AppCode = f.AppCode || m == authv1alpha1.AppAuthAppCode
+		}
+		for _, n := range app.Credentials {
+			f.names[n] = struct{}{}
+		}
+		if app.CredentialSelector != nil {
+			sel, err := metav1.LabelSelectorAsSelector(app.CredentialSelector)
+			if err != nil && e.invalidSpec == "" {
+				e.invalidSpec = "app.credentialSelector: " + err.Error()
+			}
+			f.selector = sel
+		}
+		bd.App = f
+		var missing []string
+		for _, n := range app.Credentials {
+			if _, ok := b.in.credentials[nn{Namespace: obj.Namespace, Name: n}]; !ok {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) > 0 {
+			e.refsReason = authv1alpha1.ReasonCredentialNotFound
+			e.refsMsg = fmt.Sprintf("Credential %s not found in namespace %s", strings.Join(missing, ", "), obj.Namespace)
+		}
+	}
+	if ref := spec.CustomAuthorizer; ref != nil && e.refsMsg == "" {
+		ae, _ := b.authz.Get(nn{Namespace: obj.Namespace, Name: ref.Name})
+		switch {
+		case ae == nil:
+			e.refsReason = authv1alpha1.ReasonAuthorizerNotFound
+			e.refsMsg = fmt.Sprintf("CustomAuthorizer %s/%s not found", obj.Namespace, ref.Name)
+		case ae.a == nil:
+			e.refsReason = authv1alpha1.ReasonAuthorizerNotReady
+			e.refsMsg = fmt.Sprintf("CustomAuthorizer %s/%s is not ready: %s", obj.Namespace, ref.Name, ae.msg)
+		default:
+			bd.Authorizer = ae.a
+		}
+	}
+	if up := spec.Upstream; up != nil {
+		bd.ContextHeaderPrefix = strings.ToLower(up.ContextHeaderPrefix)
+		for _, h := range up.ContextHeaders {
+			bd.ContextHeaders = append(bd.ContextHeaders, ContextHeader{Context: h.Context, Header: strings.ToLower(h.Header)})
+		}
+	}
+	gen := obj.Generation
+	var conds []metav1.Condition
+	var why []string
+	switch {
+	case e.invalidSpec != "":
+		conds = append(conds, condition(authv1alpha1.ConditionAccepted, false, authv1alpha1.ReasonInvalid, e.invalidSpec, gen))
+		why = append(why, e.invalidSpec)
+	case len(conflicts) > 0:
+		msg := strings.Join(conflicts, "; ")
+		conds = append(conds, condition(authv1alpha1.ConditionAccepted, false, authv1alpha1.ReasonRouteConflict, msg, gen))
+		why = append(why, msg)
+	default:
+		conds = append(conds, condition(authv1alpha1.ConditionAccepted, true, authv1alpha1.ReasonAccepted, "every route is owned by this binding", gen))
+	}
+	if e.refsMsg != "" {
+		conds = append(conds, condition(authv1alpha1.ConditionResolvedRefs, false, e.refsReason, e.refsMsg, gen))
+		why = append(why, e.refsMsg)
+	} else {
+		conds = append(conds, condition(authv1alpha1.ConditionResolvedRefs, true, authv1alpha1.ReasonResolvedRefs, "every reference is resolved", gen))
+	}
+	if len(why) > 0 {
+		reason := conds[0].Reason
+		if conds[0].Status == metav1.ConditionTrue {
+			reason = e.refsReason
+		}
+		bd.Invalid = strings.Join(why, "; ")
+		bd.Authorizer = nil
+		conds = append(conds, condition(authv1alpha1.ConditionReady, false, reason, "its routes deny every request: "+bd.Invalid, gen))
+	} else {
+		conds = append(conds, condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the binding is in force", gen))
+	}
+	e.b = bd
+	b.emit(&e.status, ObjectStatus{Key: ObjectKey{KindAPIBinding, k}, UID: obj.UID, ObservedGeneration: gen, Conditions: conds})
+	return e
+}
+
+// ---- Host tables --------------------------------------------------------------------
+
+func (b *builder) tableEdit(h string) (*pmapEdit[string, *HostTable], string) {
+	if suffix, ok := strings.CutPrefix(h, "*."); ok {
+		return b.wildcards, suffix
+	}
+	return b.hosts, h
+}
+
+func (b *builder) table(h string) *HostTable {
+	m, key := b.tableEdit(h)
+	t, _ := m.Get(key)
+	return t
+}
+
+// rebuildHost rebuilds the route table of host pattern h from the bindings naming it,
+// oldest first: each claim goes to the oldest binding making it. Bindings whose lost claims
+// on h changed are added to reaccept.
+func (b *builder) rebuildHost(h string, joins []nn, reaccept set[nn]) {
+	m, key := b.tableEdit(h)
+	old, _ := m.Get(key)
+	var members []*bindEntry
+	seen := set[nn]{}
+	consider := func(k nn) {
+		if _, dup := seen[k]; dup {
+			return
+		}
+		seen.add(k)
+		if e, _ := b.binds.Get(k); e != nil && slices.Contains(e.obj.Spec.Hosts, h) {
+			members = append(members, e)
+		}
+	}
+	if old != nil {
+		for _, k := range old.bindings {
+			consider(k)
+		}
+	}
+	for _, k := range joins {
+		consider(k)
+	}
+	slices.SortFunc(members, func(x, y *bindEntry) int {
+		switch {
+		case older(x.obj, y.obj):
+			return -1
+		case older(y.obj, x.obj):
+			return 1
+		}
+		return 0
+	})
+	var t *HostTable
+	if len(members) > 0 {
+		t = &HostTable{
+			Host:      h,
+			exact:     map[string]*routeSet{},
+			prefix:    map[string]*routeSet{},
+			conflicts: map[nn][]string{},
+			bindings:  make([]nn, 0, len(members)),
+		}
+		for _, e := range members {
+			t.add(e)
+		}
+		m.Set(key, t)
+	} else {
+		m.Delete(key)
+	}
+	var oldConflicts, newConflicts map[nn][]string
+	if old != nil {
+		oldConflicts = old.conflicts
+	}
+	if t != nil {
+		newConflicts = t.conflicts
+	}
+	for k, c := range oldConflicts {
+		if !slices.Equal(c, newConflicts[k]) {
+			reaccept.add(k)
+		}
+	}
+	for k, c := range newConflicts {
+		if !slices.Equal(c, oldConflicts[k]) {
+			reaccept.add(k)
+		}
+	}
+}
+
+// add installs the routes of one binding; every binding already in t is older.
+func (t *HostTable) add(e *bindEntry) {
+	k := nnOf(e.obj)
+	t.bindings = append(t.bindings, k)
+	for i := range e.obj.Spec.Routes {
+		r := &e.obj.Spec.Routes[i]
+		path, match := routeKey(r)
+		idx := t.prefix
+		if match == authv1alpha1.PathMatchExact {
+			idx = t.exact
+		}
+		s := idx[path]
+		if s == nil {
+			s = &routeSet{}
+			idx[path] = s
+		}
+		route := &Route{Binding: e.b, Index: i, Path: path, Match: match, Methods: methodsOf(r.Methods)}
+		lost := func(winner *Route, m Method) {
+			msg := fmt.Sprintf("%s %s %s [%s] is claimed by the older APIBinding %s", t.Host, match, path, m, winner.Binding.Ref)
+			if !slices.Contains(t.conflicts[k], msg) {
+				t.conflicts[k] = append(t.conflicts[k], msg)
+			}
+		}
+		if route.Methods == 0 {
+			switch {
+			case s.any == nil:
+				s.any = route
+			case s.any.Binding != e.b:
+				lost(s.any, 0)
+			}
+			continue
+		}
+		for _, o := range s.byMethod {
+			if overlap := o.Methods & route.Methods; overlap != 0 {
+				if o.Binding != e.b {
+					lost(o, overlap)
+				}
+				route.Methods &^= overlap
+			}
+		}
+		if route.Methods != 0 {
+			s.byMethod = append(s.byMethod, route)
+		}
+	}
+}

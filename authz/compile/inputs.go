@@ -1,0 +1,222 @@
+package compile
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
+)
+
+// Kind is the kind of an input object.
+type Kind uint8
+
+// Input kinds.
+const (
+	KindCredential Kind = iota + 1
+	KindCustomAuthorizer
+	KindAPIBinding
+	KindSecret
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindCredential:
+		return "Credential"
+	case KindCustomAuthorizer:
+		return "CustomAuthorizer"
+	case KindAPIBinding:
+		return "APIBinding"
+	case KindSecret:
+		return "Secret"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// ObjectKey names one input object.
+type ObjectKey struct {
+	Kind Kind
+	types.NamespacedName
+}
+
+func (k ObjectKey) String() string { return k.Kind.String() + " " + k.NamespacedName.String() }
+
+// Inputs is the set of objects a snapshot is built from: the three Portcullis kinds and the
+// labelled Secrets. It is owned by one source (informers or a directory), which calls Set and
+// Delete as objects change and hands it to Build; it records which objects changed since the
+// last build so that Build redoes only their part. Inputs is not safe for concurrent use: the
+// owner serialises Set, Delete and Build.
+type Inputs struct {
+	// Now is the instant the build evaluates expiry against.
+	Now time.Time
+
+	credentials map[types.NamespacedName]*authv1alpha1.Credential
+	authorizers map[types.NamespacedName]*authv1alpha1.CustomAuthorizer
+	bindings    map[types.NamespacedName]*authv1alpha1.APIBinding
+	secrets     map[types.NamespacedName]*corev1.Secret
+
+	credsByNS    map[string]map[string]*authv1alpha1.Credential
+	bindingsByNS map[string]map[string]*authv1alpha1.APIBinding
+
+	changed map[ObjectKey]struct{}
+}
+
+// NewInputs returns an empty set.
+func NewInputs() *Inputs {
+	return &Inputs{
+		credentials:  map[types.NamespacedName]*authv1alpha1.Credential{},
+		authorizers:  map[types.NamespacedName]*authv1alpha1.CustomAuthorizer{},
+		bindings:     map[types.NamespacedName]*authv1alpha1.APIBinding{},
+		secrets:      map[types.NamespacedName]*corev1.Secret{},
+		credsByNS:    map[string]map[string]*authv1alpha1.Credential{},
+		bindingsByNS: map[string]map[string]*authv1alpha1.APIBinding{},
+		changed:      map[ObjectKey]struct{}{},
+	}
+}
+
+// KeyOf returns the key of a supported object; ok is false for any other type.
+func KeyOf(obj client.Object) (key ObjectKey, ok bool) {
+	nn := types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	switch obj.(type) {
+	case *authv1alpha1.Credential:
+		return ObjectKey{KindCredential, nn}, true
+	case *authv1alpha1.CustomAuthorizer:
+		return ObjectKey{KindCustomAuthorizer, nn}, true
+	case *authv1alpha1.APIBinding:
+		return ObjectKey{KindAPIBinding, nn}, true
+	case *corev1.Secret:
+		return ObjectKey{KindSecret, nn}, true
+	}
+	return ObjectKey{}, false
+}
+
+// Set adds or replaces an object. The object is kept, not copied: the caller must not change
+// it afterwards (objects from an informer cache are never changed). A replacement with the
+// same UID and resourceVersion is ignored. It reports whether the set changed.
+func (in *Inputs) Set(obj client.Object) bool {
+	key, ok := KeyOf(obj)
+	if !ok {
+		return false
+	}
+	if old := in.get(key); old != nil && old.GetUID() == obj.GetUID() &&
+		old.GetResourceVersion() == obj.GetResourceVersion() && obj.GetResourceVersion() != "" {
+		return false
+	}
+	nn := key.NamespacedName
+	switch o := obj.(type) {
+	case *authv1alpha1.Credential:
+		in.credentials[nn] = o
+		nsPut(in.credsByNS, nn, o)
+	case *authv1alpha1.CustomAuthorizer:
+		in.authorizers[nn] = o
+	case *authv1alpha1.APIBinding:
+		in.bindings[nn] = o
+		nsPut(in.bindingsByNS, nn, o)
+	case *corev1.Secret:
+		in.secrets[nn] = o
+	}
+	in.changed[key] = struct{}{}
+	return true
+}
+
+// Delete removes an object; it reports whether the set changed.
+func (in *Inputs) Delete(key ObjectKey) bool {
+	if in.get(key) == nil {
+		return false
+	}
+	nn := key.NamespacedName
+	switch key.Kind {
+	case KindCredential:
+		delete(in.credentials, nn)
+		nsDelete(in.credsByNS, nn)
+	case KindCustomAuthorizer:
+		delete(in.authorizers, nn)
+	case KindAPIBinding:
+		delete(in.bindings, nn)
+		nsDelete(in.bindingsByNS, nn)
+	case KindSecret:
+		delete(in.secrets, nn)
+	}
+	in.changed[key] = struct{}{}
+	return true
+}
+
+// Touch marks an object as changed without changing it, so the next build evaluates it again
+// (for instance when a Credential's expiresAt has passed).
+func (in *Inputs) Touch(key ObjectKey) { in.changed[key] = struct{}{} }
+
+// Changed counts the objects changed since the last build.
+func (in *Inputs) Changed() int { return len(in.changed) }
+
+// Len counts the objects in the set.
+func (in *Inputs) Len() int {
+	return len(in.credentials) + len(in.authorizers) + len(in.bindings) + len(in.secrets)
+}
+
+// Objects returns every object in the set (in no particular order).
+func (in *Inputs) Objects() []client.Object {
+	out := make([]client.Object, 0, in.Len())
+	for _, o := range in.credentials {
+		out = append(out, o)
+	}
+	for _, o := range in.authorizers {
+		out = append(out, o)
+	}
+	for _, o := range in.bindings {
+		out = append(out, o)
+	}
+	for _, o := range in.secrets {
+		out = append(out, o)
+	}
+	return out
+}
+
+func (in *Inputs) get(key ObjectKey) client.Object {
+	nn := key.NamespacedName
+	switch key.Kind {
+	case KindCredential:
+		if o, ok := in.credentials[nn]; ok {
+			return o
+		}
+	case KindCustomAuthorizer:
+		if o, ok := in.authorizers[nn]; ok {
+			return o
+		}
+	case KindAPIBinding:
+		if o, ok := in.bindings[nn]; ok {
+			return o
+		}
+	case KindSecret:
+		if o, ok := in.secrets[nn]; ok {
+			return o
+		}
+	}
+	return nil
+}
+
+func (in *Inputs) takeChanges() map[ObjectKey]struct{} {
+	c := in.changed
+	in.changed = map[ObjectKey]struct{}{}
+	return c
+}
+
+func nsPut[T any](idx map[string]map[string]T, nn types.NamespacedName, v T) {
+	m := idx[nn.Namespace]
+	if m == nil {
+		m = map[string]T{}
+		idx[nn.Namespace] = m
+	}
+	m[nn.Name] = v
+}
+
+func nsDelete[T any](idx map[string]map[string]T, nn types.NamespacedName) {
+	if m := idx[nn.Namespace]; m != nil {
+		delete(m, nn.Name)
+		if len(m) == 0 {
+			delete(idx, nn.Namespace)
+		}
+	}
+}

@@ -1,0 +1,287 @@
+// Package compile turns the Portcullis objects (Credentials, CustomAuthorizers, APIBindings
+// and their Secrets) into one immutable policy Snapshot, the only thing the request path
+// reads. Build is pure: no client, no I/O, no goroutines, and its output depends only on its
+// inputs. An invalid object never fails a build: it gets a False condition and is left out,
+// and the routes of an invalid APIBinding deny instead of opening.
+package compile
+
+import (
+	"crypto/sha256"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
+)
+
+// Snapshot is an immutable, fully resolved policy. Readers share it freely; a change produces
+// a new Snapshot that reuses every part the change did not touch.
+type Snapshot struct {
+	// Version increases by one with every build from the same lineage.
+	Version uint64
+	// BuiltAt is the Inputs.Now the snapshot was built with.
+	BuiltAt time.Time
+
+	hosts     pmap[string, *HostTable] // exact host names
+	wildcards pmap[string, *HostTable] // "*.example.com" stored under "example.com"
+	appKeys   pmap[string, *Credential]
+	appCodes  pmap[[sha256.Size]byte, *Credential]
+
+	st *state // what the next incremental build reuses
+}
+
+// Credential is a usable app identity: its Secret parsed, its appKey and AppCodes owned.
+type Credential struct {
+	Namespace, Name string
+	// Ref is "<namespace>/<name>", the value of x-portcullis-credential.
+	Ref    string
+	UID    types.UID
+	Labels map[string]string
+	AppKey string
+	// Secret is the HMAC key for signed requests; nil when the Secret has no appSecret.
+	Secret []byte
+	// Disabled and ExpiresAt (zero: never) reject the credential.
+	Disabled  bool
+	ExpiresAt time.Time
+	// AllowedCIDRs, when not empty, is the source-address allow list.
+	AllowedCIDRs []netip.Prefix
+	Metadata     map[string]string
+}
+
+// Usable reports whether the credential may authenticate a request at now.
+func (c *Credential) Usable(now time.Time) bool {
+	return !c.Disabled && (c.ExpiresAt.IsZero() || now.Before(c.ExpiresAt))
+}
+
+// SourceAllowed reports whether addr may present the credential.
+func (c *Credential) SourceAllowed(addr netip.Addr) bool {
+	if len(c.AllowedCIDRs) == 0 {
+		return true
+	}
+	addr = addr.Unmap()
+	for _, p := range c.AllowedCIDRs {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// IdentitySource is one request value the authorizer receives and keys its cache on.
+type IdentitySource struct {
+	In authv1alpha1.IdentityLocation
+	// Name is the header (lower-case), query parameter or cookie name.
+	Name string
+}
+
+// Authorizer is a ready CustomAuthorizer.
+type Authorizer struct {
+	Namespace, Name string
+	Ref             string
+	UID             types.UID
+	Generation      int64
+	// Revision changes whenever anything the answers depend on changes (the spec, or the
+	// user data read from a Secret); cache entries are keyed on UID and Revision.
+	Revision        uint64
+	URL             *url.URL
+	IdentitySources []IdentitySource
+	TTL, DenyTTL    time.Duration
+	MaxEntries      int
+	Timeout         time.Duration
+	SendBody        bool
+	UserData        string
+	ResponseFormat  authv1alpha1.ResponseFormat
+	// FailOpen is failurePolicy: Allow.
+	FailOpen bool
+}
+
+// ContextHeader maps an authorizer context key to an upstream header.
+type ContextHeader struct{ Context, Header string }
+
+// Binding is a compiled APIBinding.
+type Binding struct {
+	Namespace, Name string
+	Ref             string
+	UID             types.UID
+	Generation      int64
+	// Invalid, when not empty, says why the binding is not ready; every request matching one
+	// of its routes is denied (AUTHORIZER_CONF_FAILURE) with this message.
+	Invalid   string
+	Anonymous bool
+	// App is the first factor; nil when not required.
+	App *AppFactor
+	// Authorizer is the second factor; nil when not required (or when Invalid).
+	Authorizer *Authorizer
+	// ContextHeaderPrefix and ContextHeaders map the authorizer context to upstream headers.
+	ContextHeaderPrefix string
+	ContextHeaders      []ContextHeader
+}
+
+// AppFactor is which credentials a binding accepts and how they may be presented.
+type AppFactor struct {
+	Signature, AppCode   bool
+	AllowUnsignedPayload bool
+	names                map[string]struct{}
+	selector             labels.Selector // nil: no selector
+}
+
+// Binds reports whether the binding b accepts credential c.
+func (b *Binding) Binds(c *Credential) bool {
+	if b.App == nil || c.Namespace != b.Namespace {
+		return false
+	}
+	if _, ok := b.App.names[c.Name]; ok {
+		return true
+	}
+	return b.App.selector != nil && b.App.selector.Matches(labels.Set(c.Labels))
+}
+
+// Method is a bit set of HTTP methods.
+type Method uint16
+
+// Known methods; any other method only matches routes without a method list.
+const (
+	MethodGET Method = 1 << iota
+	MethodHEAD
+	MethodPOST
+	MethodPUT
+	MethodPATCH
+	MethodDELETE
+	MethodOPTIONS
+	MethodCONNECT
+	MethodTRACE
+)
+
+var methodNames = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+
+// ParseMethod returns the bit of an upper-case method name, 0 for any other.
+func ParseMethod(m string) Method {
+	for i, n := range methodNames {
+		if n == m {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+func (m Method) String() string {
+	if m == 0 {
+		return "*"
+	}
+	var parts []string
+	for i, n := range methodNames {
+		if m&(1<<i) != 0 {
+			parts = append(parts, n)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// Route is one route of a binding as it stands in a host's table.
+type Route struct {
+	Binding *Binding
+	// Index is the position of the route in the binding's spec.routes.
+	Index   int
+	Path    string
+	Match   authv1alpha1.PathMatchType
+	Methods Method // 0: every method
+}
+
+// routeSet holds the routes claiming one path in one host's table.
+type routeSet struct {
+	byMethod []*Route // method-specific, disjoint method sets
+	any      *Route   // no method list
+}
+
+func (s *routeSet) pick(m Method) *Route {
+	if m != 0 {
+		for _, r := range s.byMethod {
+			if r.Methods&m != 0 {
+				return r
+			}
+		}
+	}
+	return s.any
+}
+
+// HostTable is the route table of one host name or wildcard.
+type HostTable struct {
+	Host   string
+	exact  map[string]*routeSet
+	prefix map[string]*routeSet // keys without a trailing "/", except "/" itself
+	// conflicts lists, per binding, the claims it lost on this host to older bindings.
+	conflicts map[types.NamespacedName][]string
+	bindings  []types.NamespacedName // the bindings naming this host, oldest first
+}
+
+// Host returns the table for a normalised (lower-case, no port, no trailing dot) host: the
+// exact name if some binding names it, else the longest wildcard suffix, else nil. A wildcard
+// never matches its own apex.
+func (s *Snapshot) Host(host string) *HostTable {
+	if t, ok := s.hosts.Get(host); ok {
+		return t
+	}
+	for i := 0; i < len(host); i++ {
+		if host[i] == '.' {
+			if t, ok := s.wildcards.Get(host[i+1:]); ok {
+				return t
+			}
+		}
+	}
+	return nil
+}
+
+// Match returns the route for a normalised path and a method: an Exact route before a
+// PathPrefix one, longer prefixes first (segment by segment), and at equal paths a route
+// naming the method before one without a method list. It returns nil when no route matches.
+func (t *HostTable) Match(path string, method Method) *Route {
+	if s := t.exact[path]; s != nil {
+		if r := s.pick(method); r != nil {
+			return r
+		}
+	}
+	p := path
+	if len(p) > 1 && p[len(p)-1] == '/' {
+		p = p[:len(p)-1]
+	}
+	for {
+		if s := t.prefix[p]; s != nil {
+			if r := s.pick(method); r != nil {
+				return r
+			}
+		}
+		if p == "/" || p == "" {
+			return nil
+		}
+		i := strings.LastIndexByte(p, '/')
+		if i <= 0 {
+			p = "/"
+		} else {
+			p = p[:i]
+		}
+	}
+}
+
+// Lookup matches host and path in one call; see Host and Match.
+func (s *Snapshot) Lookup(host, path string, method Method) *Route {
+	if t := s.Host(host); t != nil {
+		return t.Match(path, method)
+	}
+	return nil
+}
+
+// CredentialByAppKey returns the credential owning appKey.
+func (s *Snapshot) CredentialByAppKey(appKey string) *Credential {
+	c, _ := s.appKeys.Get(appKey)
+	return c
+}
+
+// CredentialByAppCode returns the credential owning an AppCode, by the code's SHA-256.
+func (s *Snapshot) CredentialByAppCode(digest [sha256.Size]byte) *Credential {
+	c, _ := s.appCodes.Get(digest)
+	return c
+}

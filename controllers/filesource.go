@@ -1,0 +1,902 @@
+package controllers
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/go-logr/logr"
+	yamlv3 "go.yaml.in/yaml/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	kjson "sigs.k8s.io/json"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
+)
+
+// fileKinds are the kinds a policy directory may hold, with a constructor for each.
+var fileKinds = map[schema.GroupVersionKind]func() client.Object{
+	authv1alpha1.GroupVersion.WithKind("Credential"):       func() client.Object { return &authv1alpha1.Credential{} },
+	authv1alpha1.GroupVersion.WithKind("CustomAuthorizer"): func() client.Object { return &authv1alpha1.CustomAuthorizer{} },
+	authv1alpha1.GroupVersion.WithKind("APIBinding"):       func() client.Object { return &authv1alpha1.APIBinding{} },
+	corev1.SchemeGroupVersion.WithKind("Secret"):           func() client.Object { return &corev1.Secret{} },
+}
+
+// wantKinds names fileKinds for error messages.
+const wantKinds = "auth.portcullis.dev/v1alpha1 Credential, CustomAuthorizer or APIBinding, or v1 Secret"
+
+// listGVK is kubectl's generic list: its items are loaded as if each were its own document.
+var listGVK = corev1.SchemeGroupVersion.WithKind("List")
+
+// fileEpoch is the creation time of the first object loaded from a directory; each later
+// object is one second younger.
+var fileEpoch = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+// LoadError is one problem found in a policy directory, placed at the file and line a
+// person opens in an editor.
+type LoadError struct {
+	// File is the path of the file: the directory as given, joined with the file name.
+	File string
+	// Line is 1-based: the offending field when it can be found, else the first line of
+	// the object's document; 0 when the problem concerns the whole file.
+	Line int
+	// Object names the object as `Kind "namespace/name"`, or `Kind "name"` when the
+	// document sets no namespace; empty when the document could not be identified.
+	Object string
+	// Err says what is wrong.
+	Err error
+}
+
+// Error renders the problem as "file:line: Kind \"ns/name\": what is wrong".
+func (e *LoadError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Object != "" {
+		b.WriteString(e.Object)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+// Unwrap returns what is wrong.
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// LoadDir reads the policy directory dir: every *.yaml, *.yml and *.json file directly in it
+// (hidden files, editor backups and subdirectories are skipped), in lexical order, each
+// possibly holding several YAML documents or a v1 List. Every document must be an
+// auth.portcullis.dev/v1alpha1 Credential, CustomAuthorizer or APIBinding, or a v1 Secret,
+// and is decoded strictly: unknown kinds, unknown or duplicate fields, bad base64 and
+// invalid names are errors, and so is a second object with the kind, namespace and name of
+// an earlier one.
+//
+// The objects come back in load order (files sorted, documents in file order), filled in as
+// the API server would have created them, deterministically: namespace "default" when
+// none is set; Secret stringData merged into data (stringData wins) and cleared; status,
+// uid, resourceVersion, generation, creationTimestamp and deletionTimestamp set by the file
+// replaced. The UID is a hash of group, kind, namespace and name, so it survives edits and
+// moves; the generation is 1; creationTimestamp is 2000-01-01T00:00:00Z plus one second per
+// object before it in load order, so an object earlier in the directory is older; and
+// resourceVersion is a hash of everything else in the returned object, so it changes
+// exactly when the object does (including when its creationTimestamp moves because
+// objects were added or removed earlier in the directory). CRD defaults are not applied.
+//
+// On any problem LoadDir returns no objects and an error joining one *LoadError per
+// problem, each naming its file and line.
+func LoadDir(dir string) ([]client.Object, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read policy directory: %w", err)
+	}
+	l := &loader{seen: map[objectKey]place{}}
+	for _, entry := range entries {
+		if !isManifestName(entry.Name()) {
+			continue
+		}
+		path := filepath.Join(dir, entry.Name())
+		// Stat, not entry.Type: a ConfigMap volume presents its files as symlinks.
+		info, err := os.Stat(path)
+		if err != nil {
+			l.fail(&LoadError{File: path, Err: unwrapPathError(err)})
+			continue
+		}
+		if !info.Mode().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			l.fail(&LoadError{File: path, Err: unwrapPathError(err)})
+			continue
+		}
+		l.loadFile(path, data)
+	}
+	if len(l.errs) > 0 {
+		errs := make([]error, len(l.errs))
+		for i, e := range l.errs {
+			errs[i] = e
+		}
+		return nil, errors.Join(errs...)
+	}
+	for i, obj := range l.objs {
+		obj.SetUID(stableUID(obj))
+		obj.SetGeneration(1)
+		obj.SetCreationTimestamp(metav1.NewTime(fileEpoch.Add(time.Duration(i) * time.Second)))
+		if err := setResourceVersion(obj); err != nil {
+			return nil, err
+		}
+	}
+	return l.objs, nil
+}
+
+// isManifestName reports whether LoadDir reads a file of this name: a YAML or JSON file that
+// is neither hidden (which also skips Emacs locks ".#x", Vim swap files ".x.swp" and the
+// "..data" entries of ConfigMap volumes) nor an editor backup.
+func isManifestName(name string) bool {
+	if strings.HasPrefix(name, ".") || strings.HasSuffix(name, "~") {
+		return false
+	}
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
+}
+
+func unwrapPathError(err error) error {
+	var pathErr *os.PathError
+	if errors.As(err, &pathErr) {
+		return pathErr.Err
+	}
+	return err
+}
+
+// objectKey identifies an object the way the API server does.
+type objectKey struct {
+	gk        schema.GroupKind
+	namespace string
+	name      string
+}
+
+func keyOf(obj client.Object) objectKey {
+	return objectKey{obj.GetObjectKind().GroupVersionKind().GroupKind(), obj.GetNamespace(), obj.GetName()}
+}
+
+// place is where an object was defined.
+type place struct {
+	file string
+	line int
+}
+
+// loader accumulates the objects and problems of one LoadDir call.
+type loader struct {
+	objs []client.Object
+	seen map[objectKey]place
+	errs []*LoadError
+}
+
+func (l *loader) fail(err *LoadError) { l.errs = append(l.errs, err) }
+
+// document is one YAML document of a file.
+type document struct {
+	start int    // line of the document's first line in the file
+	text  []byte // the document, without its separators
+	err   error  // a problem with the separator that opened it
+}
+
+// firstLine is the line of the document's first content: neither blank, nor a comment, nor
+// a directive. It is where a person looks for the object.
+func (d document) firstLine() int {
+	for i, line := range bytes.Split(d.text, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) > 0 && line[0] != '#' && line[0] != '%' {
+			return d.start + i
+		}
+	}
+	return d.start
+}
+
+// splitDocuments splits a file at its "---" (and "...") lines, keeping each document's
+// starting line so errors can be placed in the file.
+func splitDocuments(data []byte) []document {
+	var docs []document
+	cur := document{start: 1}
+	for i, line := range bytes.SplitAfter(data, []byte("\n")) {
+		trimmed := bytes.TrimRight(line, " \t\r\n")
+		isSep := string(trimmed) == "---" || string(trimmed) == "..." ||
+			bytes.HasPrefix(trimmed, []byte("--- ")) || bytes.HasPrefix(trimmed, []byte("---\t"))
+		if !isSep {
+			cur.text = append(cur.text, line...)
+			continue
+		}
+		docs = append(docs, cur)
+		cur = document{start: i + 2}
+		if rest := bytes.TrimSpace(trimmed[3:]); len(rest) > 0 && rest[0] != '#' {
+			cur.start = i + 1
+			cur.err = fmt.Errorf("content after the document separator is not supported: %q", rest)
+		}
+	}
+	return append(docs, cur)
+}
+
+// loadFile loads every document of one file.
+func (l *loader) loadFile(file string, data []byte) {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	// Report this file's problems top to bottom, whatever order they were found in.
+	firstErr := len(l.errs)
+	defer func() {
+		slices.SortStableFunc(l.errs[firstErr:], func(a, b *LoadError) int { return cmp.Compare(a.Line, b.Line) })
+	}()
+	for _, doc := range splitDocuments(data) {
+		if doc.err != nil {
+			l.fail(&LoadError{File: file, Line: doc.start, Err: doc.err})
+			continue
+		}
+		j, err := sigsyaml.YAMLToJSONStrict(doc.text)
+		if err != nil {
+			line, msg := yamlErrorLine(err)
+			if line > 0 {
+				line += doc.start - 1
+			} else {
+				line = doc.firstLine()
+			}
+			l.fail(&LoadError{File: file, Line: line, Err: fmt.Errorf("invalid YAML: %s", msg)})
+			continue
+		}
+		if j = bytes.TrimSpace(j); string(j) == "null" {
+			continue // empty, or comments only
+		}
+		pos := position{file: file, line: doc.firstLine(), offset: doc.start - 1}
+		var root yamlv3.Node
+		if yamlv3.Unmarshal(doc.text, &root) == nil {
+			pos.node = deref(&root)
+		}
+		l.loadObject(j, pos)
+	}
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+): ([^\n]*)`)
+
+// yamlErrorLine finds the (document-relative) line a YAML error names, with its message.
+func yamlErrorLine(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n, m[2]
+	}
+	return 0, msg
+}
+
+// position places an object's fields in its file.
+type position struct {
+	file   string
+	line   int          // the object's own line
+	node   *yamlv3.Node // the object's YAML mapping; nil when it could not be parsed
+	offset int          // added to node lines to make them file lines
+}
+
+// at is the line of the field at path ("spec.routes[1].path"), else the object's line.
+func (p position) at(path string) int {
+	if m := findNodes(p.node, path); len(m) > 0 {
+		return p.offset + m[0].key.Line
+	}
+	return p.line
+}
+
+// atWrongType is the line of the field at path (which has no list indexes) whose value
+// does not look like a t; the object's line when there is no such field.
+func (p position) atWrongType(path string, t reflect.Type) int {
+	matches := findNodes(p.node, path)
+	for _, m := range matches {
+		if wrongType(m.value, t) {
+			return p.offset + m.key.Line
+		}
+	}
+	if len(matches) > 0 {
+		return p.offset + matches[0].key.Line
+	}
+	return p.line
+}
+
+// item is the position of the element of a list at path.
+func (p position) item(path string) position {
+	if m := findNodes(p.node, path); len(m) > 0 {
+		return position{file: p.file, line: p.offset + m[0].key.Line, node: deref(m[0].value), offset: p.offset}
+	}
+	return position{file: p.file, line: p.line, offset: p.offset}
+}
+
+// nodeMatch is a field found in a YAML tree: the node to point at, and its value.
+type nodeMatch struct{ key, value *yamlv3.Node }
+
+func deref(n *yamlv3.Node) *yamlv3.Node {
+	for n != nil {
+		switch {
+		case n.Kind == yamlv3.DocumentNode && len(n.Content) > 0:
+			n = n.Content[0]
+		case n.Kind == yamlv3.AliasNode:
+			n = n.Alias
+		default:
+			return n
+		}
+	}
+	return nil
+}
+
+// findNodes walks a field path such as "spec.routes[1].path" or "data.tls.crt" (map keys
+// may hold dots: the longest key that fits wins). A path that crosses a list without an
+// index, as in encoding/json type errors, matches in every element.
+func findNodes(n *yamlv3.Node, path string) []nodeMatch {
+	n = deref(n)
+	switch {
+	case n == nil:
+		return nil
+	case path == "":
+		return []nodeMatch{{n, n}}
+	case path[0] == '[':
+		end := strings.IndexByte(path, ']')
+		if end < 0 || n.Kind != yamlv3.SequenceNode {
+			return nil
+		}
+		i, err := strconv.Atoi(path[1:end])
+		if err != nil || i < 0 || i >= len(n.Content) {
+			return nil
+		}
+		rest := strings.TrimPrefix(path[end+1:], ".")
+		if rest == "" {
+			return []nodeMatch{{n.Content[i], n.Content[i]}}
+		}
+		return findNodes(n.Content[i], rest)
+	case n.Kind == yamlv3.MappingNode:
+		best := -1
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			if path == k || strings.HasPrefix(path, k+".") || strings.HasPrefix(path, k+"[") {
+				if best < 0 || len(k) > len(n.Content[best].Value) {
+					best = i
+				}
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		rest := strings.TrimPrefix(path[len(n.Content[best].Value):], ".")
+		if rest == "" {
+			return []nodeMatch{{n.Content[best], n.Content[best+1]}}
+		}
+		return findNodes(n.Content[best+1], rest)
+	case n.Kind == yamlv3.SequenceNode:
+		var out []nodeMatch
+		for _, c := range n.Content {
+			out = append(out, findNodes(c, path)...)
+		}
+		return out
+	}
+	return nil
+}
+
+// wrongType reports whether a YAML value cannot decode into a Go value of type t.
+func wrongType(v *yamlv3.Node, t reflect.Type) bool {
+	v = deref(v)
+	if v == nil || t == nil || v.Tag == "!!null" {
+		return false
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return v.Kind != yamlv3.ScalarNode
+		}
+		return v.Kind != yamlv3.SequenceNode
+	case reflect.Array:
+		return v.Kind != yamlv3.SequenceNode
+	case reflect.Map, reflect.Struct:
+		return v.Kind != yamlv3.MappingNode
+	case reflect.String:
+		return v.Kind != yamlv3.ScalarNode || v.Tag != "!!str"
+	case reflect.Bool:
+		return v.Kind != yamlv3.ScalarNode || v.Tag != "!!bool"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return v.Kind != yamlv3.ScalarNode || (v.Tag != "!!int" && v.Tag != "!!float")
+	}
+	return false
+}
+
+// jsonTypeName names a Go type as the JSON a person would write for it.
+func jsonTypeName(t reflect.Type) string {
+	if t == nil {
+		return "a different type"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "base64 string"
+		}
+		return "list"
+	case reflect.Array:
+		return "list"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	}
+	return t.String()
+}
+
+// objectLabel names an object in errors, as written in the file.
+func objectLabel(kind, namespace, name string) string {
+	switch {
+	case kind == "":
+		return ""
+	case name == "":
+		return kind
+	case namespace == "":
+		return fmt.Sprintf("%s %q", kind, name)
+	}
+	return fmt.Sprintf("%s %q", kind, namespace+"/"+name)
+}
+
+// loadObject decodes one object (a document, or an item of a List) from its JSON.
+func (l *loader) loadObject(j []byte, pos position) {
+	if len(j) == 0 || j[0] != '{' {
+		l.fail(&LoadError{File: pos.file, Line: pos.line, Err: errors.New("document is not an object")})
+		return
+	}
+	// A lenient first look, to name the object in errors and pick its type.
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Metadata   struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+	}
+	_ = json.Unmarshal(j, &head) // type errors are reported by the strict decode below
+	label := objectLabel(head.Kind, head.Metadata.Namespace, head.Metadata.Name)
+	fail := func(line int, err error) {
+		l.fail(&LoadError{File: pos.file, Line: line, Object: label, Err: err})
+	}
+	if head.APIVersion == "" || head.Kind == "" {
+		fail(pos.line, fmt.Errorf("apiVersion and kind are required; want %s", wantKinds))
+		return
+	}
+	gv, err := schema.ParseGroupVersion(head.APIVersion)
+	if err != nil {
+		fail(pos.at("apiVersion"), fmt.Errorf("apiVersion: %w", err))
+		return
+	}
+	gvk := gv.WithKind(head.Kind)
+	if gvk == listGVK {
+		l.loadList(j, pos)
+		return
+	}
+	construct, ok := fileKinds[gvk]
+	if !ok {
+		fail(pos.at("kind"), fmt.Errorf("unknown kind %s %s; want %s", head.APIVersion, head.Kind, wantKinds))
+		return
+	}
+	if gvk.Kind == "Secret" && !l.checkBase64(j, pos, label) {
+		return
+	}
+
+	obj := construct()
+	strictErrs, err := kjson.UnmarshalStrict(j, obj)
+	if err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			fail(pos.atWrongType(typeErr.Field, typeErr.Type),
+				fmt.Errorf("%s: got %s, want %s", typeErr.Field, typeErr.Value, jsonTypeName(typeErr.Type)))
+		} else {
+			fail(pos.line, err)
+		}
+		return
+	}
+	for _, strictErr := range strictErrs {
+		line := pos.line
+		var fieldErr kjson.FieldError
+		if errors.As(strictErr, &fieldErr) {
+			line = pos.at(fieldErr.FieldPath())
+		}
+		fail(line, strictErr)
+	}
+	if len(strictErrs) > 0 || !l.checkMetadata(obj, pos, fail) {
+		return
+	}
+
+	prepare(obj, gvk)
+	key := keyOf(obj)
+	if first, dup := l.seen[key]; dup {
+		fail(pos.line, fmt.Errorf("duplicate object, already defined at %s:%d", first.file, first.line))
+		return
+	}
+	l.seen[key] = place{pos.file, pos.line}
+	l.objs = append(l.objs, obj)
+}
+
+// loadList loads the items of a v1 List, each as if it were its own document.
+func (l *loader) loadList(j []byte, pos position) {
+	var list struct {
+		metav1.TypeMeta `json:",inline"`
+		Metadata        metav1.ListMeta   `json:"metadata,omitempty"`
+		Items           []json.RawMessage `json:"items"`
+	}
+	strictErrs, err := kjson.UnmarshalStrict(j, &list)
+	if err != nil {
+		l.fail(&LoadError{File: pos.file, Line: pos.line, Object: "List", Err: err})
+		return
+	}
+	for _, strictErr := range strictErrs {
+		line := pos.line
+		var fieldErr kjson.FieldError
+		if errors.As(strictErr, &fieldErr) {
+			line = pos.at(fieldErr.FieldPath())
+		}
+		l.fail(&LoadError{File: pos.file, Line: line, Object: "List", Err: strictErr})
+	}
+	if len(strictErrs) > 0 {
+		return
+	}
+	for i, item := range list.Items {
+		l.loadObject(bytes.TrimSpace(item), pos.item(fmt.Sprintf("items[%d]", i)))
+	}
+}
+
+// checkBase64 reports, at the line of each key, Secret data values that are not base64:
+// encoding/json would say so without naming the key.
+func (l *loader) checkBase64(j []byte, pos position, label string) bool {
+	var secret struct {
+		Data map[string]json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(j, &secret) != nil {
+		return true // not a map of strings: the strict decode says why
+	}
+	ok := true
+	for _, k := range slices.Sorted(maps.Keys(secret.Data)) {
+		var s string
+		if json.Unmarshal(secret.Data[k], &s) != nil {
+			continue
+		}
+		if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+			l.fail(&LoadError{File: pos.file, Line: pos.at("data." + k), Object: label,
+				Err: fmt.Errorf("data.%s: invalid base64 (use stringData for plain text): %v", k, err)})
+			ok = false
+		}
+	}
+	return ok
+}
+
+// checkMetadata applies the API server's rules for names, namespaces and labels.
+func (l *loader) checkMetadata(obj client.Object, pos position, fail func(int, error)) bool {
+	ok := true
+	if obj.GetName() == "" {
+		msg := "metadata.name is required"
+		if obj.GetGenerateName() != "" {
+			msg += " (generateName is not supported in a policy directory)"
+		}
+		fail(pos.at("metadata"), errors.New(msg))
+		ok = false
+	} else if errs := validation.IsDNS1123Subdomain(obj.GetName()); len(errs) > 0 {
+		fail(pos.at("metadata.name"), fmt.Errorf("metadata.name: %s", strings.Join(errs, "; ")))
+		ok = false
+	}
+	if ns := obj.GetNamespace(); ns != "" {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			fail(pos.at("metadata.namespace"), fmt.Errorf("metadata.namespace: %s", strings.Join(errs, "; ")))
+			ok = false
+		}
+	}
+	labels := obj.GetLabels()
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		errs := metav1validation.ValidateLabels(map[string]string{k: labels[k]}, field.NewPath("metadata", "labels"))
+		if len(errs) > 0 {
+			fail(pos.at("metadata.labels."+k), errs.ToAggregate())
+			ok = false
+		}
+	}
+	return ok
+}
+
+// prepare fills in what the API server would on create, except what depends on load order.
+func prepare(obj client.Object, gvk schema.GroupVersionKind) {
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	if obj.GetNamespace() == "" {
+		obj.SetNamespace(metav1.NamespaceDefault)
+	}
+	obj.SetUID("")
+	obj.SetResourceVersion("")
+	obj.SetGeneration(0)
+	obj.SetCreationTimestamp(metav1.Time{})
+	obj.SetDeletionTimestamp(nil)
+	obj.SetDeletionGracePeriodSeconds(nil)
+	obj.SetSelfLink("")
+	switch o := obj.(type) {
+	case *corev1.Secret:
+		if len(o.StringData) > 0 && o.Data == nil {
+			o.Data = make(map[string][]byte, len(o.StringData))
+		}
+		for k, v := range o.StringData {
+			o.Data[k] = []byte(v)
+		}
+		o.StringData = nil
+	case *authv1alpha1.Credential:
+		o.Status = authv1alpha1.CredentialStatus{}
+	case *authv1alpha1.CustomAuthorizer:
+		o.Status = authv1alpha1.CustomAuthorizerStatus{}
+	case *authv1alpha1.APIBinding:
+		o.Status = authv1alpha1.APIBindingStatus{}
+	}
+}
+
+// stableUID derives an object's UID from its group, kind, namespace and name, formatted as
+// an RFC 9562 version 8 UUID.
+func stableUID(obj client.Object) types.UID {
+	gk := obj.GetObjectKind().GroupVersionKind().GroupKind()
+	sum := sha256.Sum256([]byte("portcullis.files\x00" + gk.Group + "\x00" + gk.Kind + "\x00" +
+		obj.GetNamespace() + "\x00" + obj.GetName()))
+	u := sum[:16]
+	u[6] = u[6]&0x0f | 0x80
+	u[8] = u[8]&0x3f | 0x80
+	return types.UID(fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16]))
+}
+
+// setResourceVersion sets the resourceVersion to a short hash of everything else.
+func setResourceVersion(obj client.Object) error {
+	obj.SetResourceVersion("")
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return fmt.Errorf("hash %s %s/%s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetNamespace(), obj.GetName(), err)
+	}
+	sum := sha256.Sum256(b)
+	obj.SetResourceVersion(hex.EncodeToString(sum[:8]))
+	return nil
+}
+
+// specHash hashes everything but metadata: what the API server bumps the generation for.
+func specHash(obj client.Object) (string, error) {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return "", err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return "", err
+	}
+	delete(fields, "metadata")
+	if b, err = json.Marshal(fields); err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+const (
+	defaultDebounce = 100 * time.Millisecond
+	// maxDebounces bounds how long a steady stream of events can delay a reload: at most
+	// this many debounce periods after the first event.
+	maxDebounces = 10
+	// rewatchInterval is how often a removed directory is looked for again.
+	rewatchInterval = 500 * time.Millisecond
+)
+
+// FileSource serves policy from a directory of manifests (--source=files): it loads the
+// directory, hands the objects to Apply, and reloads the whole directory whenever it
+// changes. A reload that fails is logged and not applied, so the last good policy keeps
+// serving until the directory is fixed.
+//
+// The directory itself is watched, not its files, so editors that save by renaming, sed -i
+// and the "..data" symlink swaps of ConfigMap volumes are all seen. If the directory is
+// removed, the last good policy stays and the directory is watched again once it is back.
+type FileSource struct {
+	// Dir is the directory to load and watch.
+	Dir string
+	// Debounce is how quiet the directory must be before a reload, so a burst of events
+	// (an editor's save, a ConfigMap update) makes one reload. Default 100ms.
+	Debounce time.Duration
+	// Log receives one line per reload, and the reason whenever the last good policy is kept.
+	Log logr.Logger
+	// Apply receives the objects of every successful load, in LoadDir order, with each
+	// generation bumped when the object's content other than metadata changed since the
+	// previous load. It is called from Start's goroutine, one call at a time; the objects
+	// are the receiver's to keep.
+	Apply func(objs []client.Object)
+
+	// generations remembers, per object, the generation and content hash last applied; kept
+	// for deleted objects too so a generation never repeats for different content.
+	generations map[objectKey]generation
+}
+
+type generation struct {
+	spec string
+	gen  int64
+}
+
+var _ manager.LeaderElectionRunnable = (*FileSource)(nil)
+var _ manager.Runnable = (*FileSource)(nil)
+
+// NeedLeaderElection returns false: every replica serves its own copy of the policy.
+func (s *FileSource) NeedLeaderElection() bool { return false }
+
+// Start loads the directory and calls Apply, then watches the directory until ctx is done,
+// when it returns nil. If the first load fails Start returns its error without calling
+// Apply. Start must be called once.
+func (s *FileSource) Start(ctx context.Context) error {
+	if s.Apply == nil {
+		return errors.New("file source: Apply is not set")
+	}
+	dir := filepath.Clean(s.Dir)
+	debounce := s.Debounce
+	if debounce <= 0 {
+		debounce = defaultDebounce
+	}
+	watcher, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch policy directory %s: %w", dir, err)
+	}
+	defer func() { _ = watcher.Close() }()
+	// Watch before the first load, so a change made during it is not missed.
+	if err := watcher.Add(dir); err != nil {
+		return fmt.Errorf("watch policy directory %s: %w", dir, err)
+	}
+	s.generations = map[objectKey]generation{}
+	if err := s.reload(dir); err != nil {
+		return err
+	}
+
+	timer := time.NewTimer(debounce)
+	timer.Stop()
+	defer timer.Stop()
+	var (
+		pending    bool      // a reload is scheduled
+		firstEvent time.Time // the first event since the last reload
+		rewatch    *time.Ticker
+		rewatchC   <-chan time.Time
+	)
+	schedule := func() {
+		now := time.Now()
+		if !pending {
+			pending, firstEvent = true, now
+			timer.Reset(debounce)
+		} else if now.Sub(firstEvent) < maxDebounces*debounce {
+			timer.Reset(debounce)
+		}
+	}
+	defer func() {
+		if rewatch != nil {
+			rewatch.Stop()
+		}
+	}()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+
+		case ev, ok := <-watcher.Events:
+			if !ok {
+				return errors.New("file source: watcher closed")
+			}
+			if ev.Name == dir && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+				// The watch went with the directory; look for it again until it is back.
+				s.Log.Info("Policy directory is gone; waiting for it to come back", "dir", dir)
+				if rewatch == nil {
+					rewatch = time.NewTicker(rewatchInterval)
+					rewatchC = rewatch.C
+				}
+				schedule()
+				continue
+			}
+			if ev.Name == dir || isManifestName(filepath.Base(ev.Name)) ||
+				strings.HasPrefix(filepath.Base(ev.Name), "..") { // ConfigMap volume swaps
+				schedule()
+			}
+
+		case err, ok := <-watcher.Errors:
+			if !ok {
+				return errors.New("file source: watcher closed")
+			}
+			s.Log.Error(err, "Watching policy directory", "dir", dir)
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				schedule() // events were lost
+			}
+
+		case <-rewatchC:
+			if err := watcher.Add(dir); err != nil {
+				continue
+			}
+			rewatch.Stop()
+			rewatch, rewatchC = nil, nil
+			s.Log.Info("Watching policy directory again", "dir", dir)
+			schedule()
+
+		case <-timer.C:
+			pending = false
+			if err := s.reload(dir); err != nil {
+				s.Log.Error(err, "Keeping the last good policy", "dir", dir)
+			}
+		}
+	}
+}
+
+// reload loads the directory and, if that succeeds, applies it.
+func (s *FileSource) reload(dir string) error {
+	objs, err := LoadDir(dir)
+	if err != nil {
+		return err
+	}
+	if err := s.bumpGenerations(objs); err != nil {
+		return err
+	}
+	s.Log.Info("Loaded policy directory", "dir", dir, "objects", len(objs))
+	s.Apply(objs)
+	return nil
+}
+
+// bumpGenerations gives each object the generation the API server would have: one more
+// than last time when anything but metadata changed.
+func (s *FileSource) bumpGenerations(objs []client.Object) error {
+	for _, obj := range objs {
+		h, err := specHash(obj)
+		if err != nil {
+			return err
+		}
+		key := keyOf(obj)
+		g, seen := s.generations[key]
+		switch {
+		case !seen:
+			g = generation{spec: h, gen: 1}
+		case g.spec != h:
+			g = generation{spec: h, gen: g.gen + 1}
+		}
+		s.generations[key] = g
+		if obj.GetGeneration() != g.gen {
+			obj.SetGeneration(g.gen)
+			if err := setResourceVersion(obj); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

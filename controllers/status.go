@@ -1,0 +1,184 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/go-logr/logr"
+
+	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
+	"github.com/portcullis-dev/portcullis/authz/compile"
+)
+
+// StatusWriter writes the statuses the builds compute. It runs only on the elected replica:
+// when elected it writes every status of the current snapshot, then the ones each build
+// changes. It skips writes that would change nothing and retries on conflict.
+type StatusWriter struct {
+	client client.Client
+	reader client.Reader // reads past the cache after a conflict
+	policy *Policy
+	log    logr.Logger
+
+	mu      sync.Mutex
+	active  bool
+	pending map[compile.ObjectKey]compile.ObjectStatus
+	wake    chan struct{}
+}
+
+// NewStatusWriter returns a writer fed by policy's builds.
+func NewStatusWriter(c client.Client, reader client.Reader, policy *Policy, log logr.Logger) *StatusWriter {
+	w := &StatusWriter{client: c, reader: reader, policy: policy, log: log, pending: map[compile.ObjectKey]compile.ObjectStatus{}, wake: make(chan struct{}, 1)}
+	policy.OnBuild(func(_ *compile.Snapshot, changed []compile.ObjectStatus) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if !w.active {
+			return // not elected: the full set is written on election
+		}
+		for _, st := range changed {
+			w.pending[st.Key] = st
+		}
+		w.signal()
+	})
+	return w
+}
+
+func (w *StatusWriter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// NeedLeaderElection makes the manager start the writer on the elected replica only.
+func (w *StatusWriter) NeedLeaderElection() bool { return true }
+
+// Start writes statuses until ctx is done.
+func (w *StatusWriter) Start(ctx context.Context) error {
+	for !w.policy.Ready() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	w.mu.Lock()
+	w.active = true
+	// Everything the snapshot says, then whatever later builds change (they may overwrite
+	// entries of this first set, which is what we want).
+	for _, st := range w.policy.Snapshot().Statuses() {
+		if _, newer := w.pending[st.Key]; !newer {
+			w.pending[st.Key] = st
+		}
+	}
+	w.mu.Unlock()
+	w.signal()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		}
+		w.mu.Lock()
+		batch := w.pending
+		w.pending = map[compile.ObjectKey]compile.ObjectStatus{}
+		w.mu.Unlock()
+		for _, st := range batch {
+			if ctx.Err() != nil {
+				return nil
+			}
+			result, err := w.write(ctx, st)
+			statusWrites.WithLabelValues(result).Inc()
+			if err != nil {
+				w.log.Error(err, "Writing status failed; it is retried with the next build", "object", st.Key.String())
+				w.mu.Lock()
+				if _, newer := w.pending[st.Key]; !newer {
+					w.pending[st.Key] = st
+				}
+				w.mu.Unlock()
+			}
+		}
+	}
+}
+
+func newObject(k compile.Kind) client.Object {
+	switch k {
+	case compile.KindCredential:
+		return &authv1alpha1.Credential{}
+	case compile.KindCustomAuthorizer:
+		return &authv1alpha1.CustomAuthorizer{}
+	case compile.KindAPIBinding:
+		return &authv1alpha1.APIBinding{}
+	}
+	return nil
+}
+
+// write puts st on its object; it returns "written", "unchanged", "gone" or "error".
+func (w *StatusWriter) write(ctx context.Context, st compile.ObjectStatus) (string, error) {
+	result := "unchanged"
+	var reader client.Reader = w.client
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		obj := newObject(st.Key.Kind)
+		if obj == nil {
+			return fmt.Errorf("no status for %s", st.Key)
+		}
+		if err := reader.Get(ctx, st.Key.NamespacedName, obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				result = "gone"
+				return nil
+			}
+			return err
+		}
+		reader = w.reader // a conflict means the cache was behind
+		if obj.GetUID() != st.UID {
+			result = "gone" // deleted and created again: a later build covers the new one
+			return nil
+		}
+		if !applyStatus(obj, st) {
+			result = "unchanged"
+			return nil
+		}
+		result = "written"
+		return w.client.Status().Update(ctx, obj)
+	})
+	if err != nil {
+		return "error", err
+	}
+	return result, nil
+}
+
+// applyStatus puts st on obj; it reports whether anything changed. Conditions keep their
+// lastTransitionTime unless their status changes.
+func applyStatus(obj client.Object, st compile.ObjectStatus) bool {
+	merge := func(conds *[]metav1.Condition, gen *int64) bool {
+		before := append([]metav1.Condition(nil), (*conds)...)
+		beforeGen := *gen
+		now := metav1.NewTime(time.Now().Truncate(time.Second))
+		for _, c := range st.Conditions {
+			c.LastTransitionTime = now
+			meta.SetStatusCondition(conds, c)
+		}
+		*gen = st.ObservedGeneration
+		return beforeGen != *gen || !apiequality.Semantic.DeepEqual(before, *conds)
+	}
+	switch o := obj.(type) {
+	case *authv1alpha1.Credential:
+		changed := merge(&o.Status.Conditions, &o.Status.ObservedGeneration)
+		changed = changed || o.Status.AppKey != st.AppKey || o.Status.BoundBindings != st.BoundBindings
+		o.Status.AppKey, o.Status.BoundBindings = st.AppKey, st.BoundBindings
+		return changed
+	case *authv1alpha1.CustomAuthorizer:
+		return merge(&o.Status.Conditions, &o.Status.ObservedGeneration)
+	case *authv1alpha1.APIBinding:
+		return merge(&o.Status.Conditions, &o.Status.ObservedGeneration)
+	}
+	return false
+}
