@@ -32,7 +32,7 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC into config/, and the cha
 .PHONY: verify
 verify: generate manifests ## Fail when generated files or go.mod drift from what the sources say.
 	$(GO) mod tidy
-	gofmt -l . | grep -v '^bin/' | (! grep .) || { echo "gofmt needed on the files above"; exit 1; }
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$unformatted" || { echo "gofmt needed: $$unformatted"; exit 1; }
 	$(GO) vet ./...
 	git diff --exit-code -- api config charts go.mod go.sum || { echo "generated files drifted: run 'make generate manifests' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- api config charts)" || { git status --porcelain -- api config charts; echo "untracked generated files: commit them"; exit 1; }
