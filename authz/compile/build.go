@@ -105,14 +105,18 @@ type builder struct {
 	appKeys   *pmapEdit[string, *Credential]
 	appCodes  *pmapEdit[[sha256.Size]byte, *Credential]
 
+	full    bool                        // building from nothing: every entry is new
 	ownCred set[nn]                     // credential entries created by this build (safe to change)
 	pending map[ObjectKey]*ObjectStatus // the last status computed for each object this build
+
+	nsBindings map[string][]*Binding
 }
 
 // Build compiles the inputs into a snapshot. With prev (the snapshot last built from the
 // same Inputs) it redoes only what the objects changed since then reach, and shares the rest
 // with prev; without it, it builds everything. Both give the same snapshot. It returns the
-// statuses that differ from those of prev (on a full build, all of them), sorted.
+// statuses that differ from those of prev (on a full build, all of them), in no particular
+// order.
 func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 	changes := in.takeChanges()
 	st := prev.stateOrNil()
@@ -151,8 +155,13 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 	if full {
 		// Everything is new: no reverse index to consult.
 		dirtyCreds, dirtyAuthz, dirtyBinds = keySet(in.credentials), keySet(in.authorizers), keySet(in.bindings)
-		b.ownCred = make(set[nn], len(in.credentials))
-		b.pending = make(map[ObjectKey]*ObjectStatus, len(in.credentials)+len(in.authorizers)+len(in.bindings))
+		b.full = true
+		nc := len(in.credentials)
+		b.creds.presize(nc)
+		b.secretUsers.presize(nc)
+		b.keyClaims.presize(nc)
+		b.appKeys.presize(nc)
+		b.binds.presize(len(in.bindings))
 	} else {
 		dirtyCreds, dirtyAuthz, dirtyBinds = set[nn]{}, set[nn]{}, set[nn]{}
 		for k := range changes {
@@ -181,13 +190,16 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 	b.bindings(dirtyBinds, recount, full)
 	b.credentialStatuses(recount)
 
-	// Report the statuses that differ from what prev published.
+	// Report the statuses that differ from what prev published, in no particular order; on
+	// a full build, every status.
 	var out []ObjectStatus
+	if full {
+		out = make([]ObjectStatus, 0, len(in.credentials)+len(in.authorizers)+len(in.bindings))
+		b.creds.Range(func(_ nn, e *credEntry) bool { out = append(out, e.status); return true })
+		b.authz.Range(func(_ nn, e *authzEntry) bool { out = append(out, e.status); return true })
+		b.binds.Range(func(_ nn, e *bindEntry) bool { out = append(out, e.status); return true })
+	}
 	for k, next := range b.pending {
-		if full {
-			out = append(out, *next)
-			continue
-		}
 		var cur *ObjectStatus
 		switch k.Kind {
 		case KindCredential:
@@ -207,7 +219,6 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 			out = append(out, *next)
 		}
 	}
-	sortStatuses(out)
 	snap := &Snapshot{
 		Version:   version,
 		BuiltAt:   in.Now,
@@ -265,7 +276,7 @@ func (b *builder) mutCred(k nn) *credEntry {
 	if !ok {
 		return nil
 	}
-	if _, own := b.ownCred[k]; !own {
+	if _, own := b.ownCred[k]; !own && !b.full {
 		c := *e
 		e = &c
 		b.creds.Set(k, e)
@@ -304,9 +315,15 @@ func (b *builder) credAge(x, y nn) int {
 // written again.
 func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 	keys, codes := set[string]{}, set[[sha256.Size]byte]{}
-	reeval := make(set[nn], len(dirty))
+	reeval := dirty
+	if !b.full {
+		reeval = make(set[nn], len(dirty))
+	}
 	for k := range dirty {
-		old, _ := b.creds.Get(k)
+		var old *credEntry
+		if !b.full {
+			old, _ = b.creds.Get(k)
+		}
 		obj := b.in.credentials[k]
 		var oldRef, newRef nn
 		if old != nil {
@@ -346,16 +363,38 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 			e.bound, e.status = old.bound, old.status
 		}
 		b.creds.Set(k, e)
-		b.ownCred.add(k)
+		if !b.full {
+			b.ownCred.add(k)
+			reeval.add(k)
+		}
 		if c != nil {
 			b.claim(b.keyClaims, c.AppKey, k)
-			keys.add(c.AppKey)
 			for _, d := range ds {
 				b.claimCode(d, k)
-				codes.add(d)
+			}
+			if !b.full {
+				keys.add(c.AppKey)
+				for _, d := range ds {
+					codes.add(d)
+				}
 			}
 		}
-		reeval.add(k)
+	}
+	if b.full {
+		// Every credential is evaluated below; every claimed key and code is indexed.
+		b.creds.Range(func(k nn, e *credEntry) bool {
+			b.settleConflict(k, e)
+			return true
+		})
+		b.keyClaims.Range(func(key string, claims []nn) bool {
+			b.index(b.appKeys, key, claims)
+			return true
+		})
+		b.codeClaims.Range(func(d [sha256.Size]byte, claims []nn) bool {
+			b.indexCode(d, claims)
+			return true
+		})
+		return reeval
 	}
 	for key := range keys {
 		claims, _ := b.keyClaims.Get(key)
@@ -374,52 +413,71 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		if e == nil {
 			continue
 		}
-		e.conflict = ""
-		if e.cred == nil {
-			continue
-		}
-		if claims, _ := b.keyClaims.Get(e.cred.AppKey); claims[0] != k {
-			e.conflict = fmt.Sprintf("appKey %q is already used by the older Credential %s", e.cred.AppKey, claims[0])
-		} else {
-			for i, d := range e.codes {
-				if claims, _ := b.codeClaims.Get(d); claims[0] != k {
-					e.conflict = fmt.Sprintf("AppCode #%d is already used by the older Credential %s", i+1, claims[0])
-					break
-				}
+		b.settleConflict(k, e)
+		if e.cred != nil {
+			keys.add(e.cred.AppKey)
+			for _, d := range e.codes {
+				codes.add(d)
 			}
 		}
-		keys.add(e.cred.AppKey)
-		for _, d := range e.codes {
-			codes.add(d)
-		}
-	}
-	usable := func(claims []nn) *Credential {
-		if len(claims) == 0 {
-			return nil
-		}
-		e, _ := b.creds.Get(claims[0])
-		if e == nil || e.cred == nil || e.conflict != "" || !e.cred.Usable(b.in.Now) {
-			return nil
-		}
-		return e.cred
 	}
 	for key := range keys {
 		claims, _ := b.keyClaims.Get(key)
-		if c := usable(claims); c != nil {
-			b.appKeys.Set(key, c)
-		} else {
-			b.appKeys.Delete(key)
-		}
+		b.index(b.appKeys, key, claims)
 	}
 	for d := range codes {
 		claims, _ := b.codeClaims.Get(d)
-		if c := usable(claims); c != nil {
-			b.appCodes.Set(d, c)
-		} else {
-			b.appCodes.Delete(d)
-		}
+		b.indexCode(d, claims)
 	}
 	return reeval
+}
+
+// settleConflict records whether credential k lost its appKey or one of its AppCodes to
+// an older credential.
+func (b *builder) settleConflict(k nn, e *credEntry) {
+	e.conflict = ""
+	if e.cred == nil {
+		return
+	}
+	if claims, _ := b.keyClaims.Get(e.cred.AppKey); claims[0] != k {
+		e.conflict = fmt.Sprintf("appKey %q is already used by the older Credential %s", e.cred.AppKey, claims[0])
+		return
+	}
+	for i, d := range e.codes {
+		if claims, _ := b.codeClaims.Get(d); claims[0] != k {
+			e.conflict = fmt.Sprintf("AppCode #%d is already used by the older Credential %s", i+1, claims[0])
+			return
+		}
+	}
+}
+
+// owner returns the credential that may use a key or code claimed by claims: the oldest
+// claimant, if it is usable and lost nothing else.
+func (b *builder) owner(claims []nn) *Credential {
+	if len(claims) == 0 {
+		return nil
+	}
+	e, _ := b.creds.Get(claims[0])
+	if e == nil || e.cred == nil || e.conflict != "" || !e.cred.Usable(b.in.Now) {
+		return nil
+	}
+	return e.cred
+}
+
+func (b *builder) index(m *pmapEdit[string, *Credential], key string, claims []nn) {
+	if c := b.owner(claims); c != nil {
+		m.Set(key, c)
+	} else {
+		m.Delete(key)
+	}
+}
+
+func (b *builder) indexCode(d [sha256.Size]byte, claims []nn) {
+	if c := b.owner(claims); c != nil {
+		b.appCodes.Set(d, c)
+	} else {
+		b.appCodes.Delete(d)
+	}
 }
 
 // credentialStatuses counts the bindings of the credentials in recount and emits every
@@ -431,8 +489,8 @@ func (b *builder) credentialStatuses(recount set[nn]) {
 			continue
 		}
 		e.bound = 0
-		for name := range b.in.bindingsByNS[k.Namespace] {
-			if be, _ := b.binds.Get(nn{Namespace: k.Namespace, Name: name}); be != nil && be.b.bindsObject(e.obj) {
+		for _, bd := range b.namespaceBindings(k.Namespace) {
+			if bd.bindsObject(e.obj) {
 				e.bound++
 			}
 		}
@@ -464,9 +522,30 @@ func (b *builder) credentialStatuses(recount set[nn]) {
 }
 
 // emit records the status computed for an object in this build.
+// namespaceBindings returns the compiled bindings of ns (read once per build, after the
+// bindings are compiled).
+func (b *builder) namespaceBindings(ns string) []*Binding {
+	if bs, ok := b.nsBindings[ns]; ok {
+		return bs
+	}
+	var bs []*Binding
+	for name := range b.in.bindingsByNS[ns] {
+		if be, _ := b.binds.Get(nn{Namespace: ns, Name: name}); be != nil && be.b.App != nil {
+			bs = append(bs, be.b)
+		}
+	}
+	if b.nsBindings == nil {
+		b.nsBindings = map[string][]*Binding{}
+	}
+	b.nsBindings[ns] = bs
+	return bs
+}
+
 func (b *builder) emit(cur *ObjectStatus, next ObjectStatus) {
 	*cur = next
-	b.pending[next.Key] = cur
+	if !b.full {
+		b.pending[next.Key] = cur
+	}
 }
 
 // ---- CustomAuthorizers --------------------------------------------------------------

@@ -96,3 +96,26 @@ func (e *pmapEdit[K, V]) freeze() pmap[K, V] {
 	shards := e.shards
 	return pmap[K, V]{hash: e.base.hash, shards: &shards}
 }
+
+// Range calls f for every entry of the edit, in no particular order, until f returns false.
+func (e *pmapEdit[K, V]) Range(f func(K, V) bool) {
+	for _, s := range e.shards {
+		for k, v := range s {
+			if !f(k, v) {
+				return
+			}
+		}
+	}
+}
+
+// presize gives every shard room for about n entries in all; a full build calls it so the
+// shards do not grow (and rehash) one insert at a time.
+func (e *pmapEdit[K, V]) presize(n int) {
+	per := n/shardCount + n/shardCount/4 + 1
+	for i := range e.shards {
+		if !e.owned[i] && len(e.shards[i]) == 0 {
+			e.shards[i] = make(map[K]V, per)
+			e.owned[i] = true
+		}
+	}
+}
