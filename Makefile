@@ -43,7 +43,7 @@ build: ## Build bin/portcullis.
 
 .PHONY: run
 run: build ## Serve config/samples from files (no cluster needed).
-	$(BIN)/portcullis serve --source=files --files=config/samples
+	$(BIN)/portcullis serve --source=files --files=config/samples --log-development
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd into bin/k8s (once).
@@ -53,9 +53,13 @@ envtest: ## Build kube-apiserver and etcd into bin/k8s (once).
 test: envtest ## Unit, golden and envtest integration tests, with the race detector.
 	$(GO) test $(TEST_FLAGS) ./...
 
+BENCH_COUNT ?= 3
+
 .PHONY: bench
-bench: ## Benchmarks (compile at 10k bindings / 100k credentials, ...).
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=3x ./authz/compile/ | tee $(BIN)/bench.txt
+bench: ## Benchmarks with figures against their targets (compile at 10k bindings / 100k credentials).
+	@mkdir -p $(BIN)
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=5x -count=$(BENCH_COUNT) ./authz/compile/ | tee $(BIN)/bench.txt
+	@echo; echo "== against the targets (each run)"; awk -f hack/bench-report.awk $(BIN)/bench.txt
 
 $(CONTROLLER_GEN):
 	mkdir -p $(BIN)

@@ -16,8 +16,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -30,9 +32,10 @@ import (
 // cluster is one real kube-apiserver + etcd for the package, with the Portcullis CRDs and a
 // manager running the Kubernetes source.
 var (
-	k8s    client.Client
-	policy *controllers.Policy
-	probes http.Handler
+	restConfig *rest.Config
+	k8s        client.Client
+	policy     *controllers.Policy
+	probes     http.Handler
 )
 
 func TestMain(m *testing.M) {
@@ -56,6 +59,7 @@ func runEnv(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
+	restConfig = cfg
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 controllers.Scheme(),
@@ -439,4 +443,121 @@ func TestUnlabelledSecretIsInvisible(t *testing.T) {
 	if policy.Snapshot().CredentialByAppKey(ns+"-plain") != nil {
 		t.Error("an unlabelled Secret was used")
 	}
+}
+
+// replica starts another Portcullis replica (its own manager, cache and policy) against the
+// test cluster, as a second pod would.
+func replica(t *testing.T, leaderElect bool) (*controllers.Policy, ctrl.Manager) {
+	t.Helper()
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                  controllers.Scheme(),
+		Cache:                   controllers.CacheOptions(""),
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "portcullis-test",
+		LeaderElectionNamespace: "default",
+		LeaseDuration:           ptr(2 * time.Second),
+		RenewDeadline:           ptr(time.Second),
+		RetryPeriod:             ptr(200 * time.Millisecond),
+		// One process holds several replicas here; in production each is its own pod.
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := controllers.NewPolicy(ctrl.Log.WithName("replica"))
+	if err := controllers.SetupKubernetes(mgr, p); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("replica stopped with %v", err)
+		}
+	})
+	return p, mgr
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestReadinessNeverLies starts a replica against a cluster that already holds many
+// bindings and watches it come up: from the first instant it reports ready, every configured
+// host is in its snapshot (never ROUTE_NOT_FOUND because the snapshot is still loading).
+func TestReadinessNeverLies(t *testing.T) {
+	ns := namespace(t)
+	const n = 300
+	for i := range n {
+		create(t, binding(ns, fmt.Sprintf("b%d", i), fmt.Sprintf("h%d.%s.example.com", i, ns), "/", func(s *authv1alpha1.APIBindingSpec) { s.Anonymous = true }))
+	}
+	// The cluster has them all (the main replica sees them) before the new replica starts.
+	wantRoute(t, fmt.Sprintf("h%d.%s.example.com", n-1, ns), "/", fmt.Sprintf("%s/b%d", ns, n-1))
+
+	p, _ := replica(t, false)
+	h := controllers.ProbeHandler(p)
+	sawNotReady := false
+	deadline := time.Now().Add(30 * time.Second)
+	for !p.Ready() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		if rec.Code == http.StatusServiceUnavailable {
+			sawNotReady = true
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replica never became ready")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s := p.Snapshot() // the snapshot in force at the moment readiness turned true
+	var missing []string
+	for i := range n {
+		host := fmt.Sprintf("h%d.%s.example.com", i, ns)
+		if s.Lookup(host, "/", compile.MethodGET) == nil {
+			missing = append(missing, host)
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("ready, but %d of %d configured hosts are not in the snapshot (e.g. %s)", len(missing), n, missing[0])
+	}
+	if !sawNotReady {
+		t.Log("the replica was ready before the first probe; the not-ready phase was not observed")
+	}
+}
+
+// TestEveryReplicaBuilds: with leader election, two replicas both serve a complete snapshot;
+// only one of them is elected (and so writes status).
+func TestEveryReplicaBuilds(t *testing.T) {
+	ns := namespace(t)
+	host := ns + ".example.com"
+	create(t, binding(ns, "api", host, "/", func(s *authv1alpha1.APIBindingSpec) { s.Anonymous = true }))
+	p1, m1 := replica(t, true)
+	p2, m2 := replica(t, true)
+	for _, p := range []*controllers.Policy{p1, p2} {
+		eventually(t, "replica snapshot", func() error {
+			if !p.Ready() {
+				return fmt.Errorf("not ready")
+			}
+			if p.Snapshot().Lookup(host, "/", compile.MethodGET) == nil {
+				return fmt.Errorf("no route for %s", host)
+			}
+			return nil
+		})
+	}
+	eventually(t, "one leader", func() error {
+		elected := 0
+		for _, m := range []ctrl.Manager{m1, m2} {
+			select {
+			case <-m.Elected():
+				elected++
+			default:
+			}
+		}
+		if elected != 1 {
+			return fmt.Errorf("%d replicas elected", elected)
+		}
+		return nil
+	})
 }

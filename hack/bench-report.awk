@@ -1,0 +1,13 @@
+# Reads `go test -bench` output and prints each compile benchmark against its target
+# (issue "Foundation": full compile <= 1 s and <= 150 MB live heap at 10k bindings / 100k
+# credentials; the update after one object changes <= 2 ms).
+/^BenchmarkBuildFull/ {
+  for (i = 1; i <= NF; i++) { if ($i == "ns/op") ns = $(i-1); if ($i == "live-MB") mb = $(i-1) }
+  printf "%-38s %10.3f s    target 1 s      ratio %.2f\n", "full compile", ns/1e9, ns/1e9
+  printf "%-38s %10.1f MB   target 150 MB   ratio %.2f\n", "full compile live heap", mb, mb/150
+}
+/^BenchmarkBuildOneChange\// {
+  split($1, p, "/"); sub(/-[0-9]+$/, "", p[2])
+  for (i = 1; i <= NF; i++) if ($i == "ns/op") ns = $(i-1)
+  printf "%-38s %10.3f ms   target 2 ms     ratio %.3f\n", "one " p[2] " changed", ns/1e6, ns/2e6
+}
