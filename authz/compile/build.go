@@ -154,7 +154,7 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 	var dirtyCreds, dirtyAuthz, dirtyBinds set[nn]
 	if full {
 		// Everything is new: no reverse index to consult.
-		dirtyCreds, dirtyAuthz, dirtyBinds = keySet(in.credentials), keySet(in.authorizers), keySet(in.bindings)
+		dirtyAuthz, dirtyBinds = keySet(in.authorizers), keySet(in.bindings) // credentials: all of them, see credentials
 		b.full = true
 		nc := len(in.credentials)
 		b.creds.presize(nc)
@@ -315,11 +315,8 @@ func (b *builder) credAge(x, y nn) int {
 // written again.
 func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 	keys, codes := set[string]{}, set[[sha256.Size]byte]{}
-	reeval := dirty
-	if !b.full {
-		reeval = make(set[nn], len(dirty))
-	}
-	for k := range dirty {
+	reeval := make(set[nn], len(dirty))
+	visit := func(k nn) {
 		var old *credEntry
 		if !b.full {
 			old, _ = b.creds.Get(k)
@@ -355,7 +352,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		}
 		if obj == nil {
 			b.creds.Delete(k)
-			continue
+			return
 		}
 		c, ds, reason, msg := parseCredential(obj, b.in.secrets[newRef])
 		e := &credEntry{obj: obj, cred: c, codes: ds, reason: reason, msg: msg}
@@ -381,17 +378,25 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		}
 	}
 	if b.full {
-		// Every credential is evaluated below; every claimed key and code is indexed.
+		for k := range b.in.credentials {
+			visit(k)
+		}
+	} else {
+		for k := range dirty {
+			visit(k)
+		}
+	}
+	if b.full {
+		// The indexes start empty: a credential that owns its appKey and every one of its
+		// codes, and is usable, is the owner to index; no other claimant ever is.
 		b.creds.Range(func(k nn, e *credEntry) bool {
 			b.settleConflict(k, e)
-			return true
-		})
-		b.keyClaims.Range(func(key string, claims []nn) bool {
-			b.index(b.appKeys, key, claims)
-			return true
-		})
-		b.codeClaims.Range(func(d [sha256.Size]byte, claims []nn) bool {
-			b.indexCode(d, claims)
+			if e.cred != nil && e.conflict == "" && e.cred.Usable(b.in.Now) {
+				b.appKeys.Set(e.cred.AppKey, e.cred)
+				for _, d := range e.codes {
+					b.appCodes.Set(d, e.cred)
+				}
+			}
 			return true
 		})
 		return reeval
@@ -483,6 +488,18 @@ func (b *builder) indexCode(d [sha256.Size]byte, claims []nn) {
 // credentialStatuses counts the bindings of the credentials in recount and emits every
 // credential status that changed.
 func (b *builder) credentialStatuses(recount set[nn]) {
+	if b.full {
+		for ns, creds := range b.in.credsByNS {
+			counts := b.countBindings(ns, creds)
+			for name := range creds {
+				k := nn{Namespace: ns, Name: name}
+				e, _ := b.creds.Get(k)
+				e.bound = counts[name]
+				b.credentialStatus(k, e)
+			}
+		}
+		return
+	}
 	for k := range recount {
 		e := b.mutCred(k)
 		if e == nil {
@@ -494,31 +511,58 @@ func (b *builder) credentialStatuses(recount set[nn]) {
 				e.bound++
 			}
 		}
-		st := ObjectStatus{
-			Key:                ObjectKey{KindCredential, k},
-			UID:                e.obj.UID,
-			ObservedGeneration: e.obj.Generation,
-			BoundBindings:      e.bound,
-		}
-		if e.cred != nil {
-			st.AppKey = e.cred.AppKey
-		}
-		gen := e.obj.Generation
-		switch {
-		case e.cred == nil:
-			st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, e.reason, e.msg, gen)}
-		case e.conflict != "":
-			st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonAppKeyConflict, e.conflict, gen)}
-		case e.cred.Disabled:
-			st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonDisabled, "spec.disabled is true", gen)}
-		case !e.cred.Usable(b.in.Now):
-			st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonExpired,
-				"expired at "+e.cred.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"), gen)}
-		default:
-			st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen)}
-		}
-		b.emit(&e.status, st)
+		b.credentialStatus(k, e)
 	}
+}
+
+// countBindings counts, for each credential of ns, the bindings that accept it. Bindings
+// naming credentials count them directly; only selectors look at every credential.
+func (b *builder) countBindings(ns string, creds map[string]*authv1alpha1.Credential) map[string]int32 {
+	counts := make(map[string]int32, len(creds))
+	for _, bd := range b.namespaceBindings(ns) {
+		if bd.App.selector == nil {
+			for name := range bd.App.names {
+				if _, ok := creds[name]; ok {
+					counts[name]++
+				}
+			}
+			continue
+		}
+		for name, c := range creds {
+			if _, named := bd.App.names[name]; named || bd.App.selector.Matches(labels.Set(c.Labels)) {
+				counts[name]++
+			}
+		}
+	}
+	return counts
+}
+
+// credentialStatus emits the status of credential k.
+func (b *builder) credentialStatus(k nn, e *credEntry) {
+	st := ObjectStatus{
+		Key:                ObjectKey{KindCredential, k},
+		UID:                e.obj.UID,
+		ObservedGeneration: e.obj.Generation,
+		BoundBindings:      e.bound,
+	}
+	if e.cred != nil {
+		st.AppKey = e.cred.AppKey
+	}
+	gen := e.obj.Generation
+	switch {
+	case e.cred == nil:
+		st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, e.reason, e.msg, gen)}
+	case e.conflict != "":
+		st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonAppKeyConflict, e.conflict, gen)}
+	case e.cred.Disabled:
+		st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonDisabled, "spec.disabled is true", gen)}
+	case !e.cred.Usable(b.in.Now):
+		st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonExpired,
+			"expired at "+e.cred.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"), gen)}
+	default:
+		st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen)}
+	}
+	b.emit(&e.status, st)
 }
 
 // emit records the status computed for an object in this build.
@@ -674,11 +718,6 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 			b.recountNamespace(k.Namespace, oldB, e.b, recount)
 		}
 		reaccept.add(k)
-	}
-	if full {
-		for k := range b.in.credentials {
-			recount.add(k)
-		}
 	}
 
 	for len(dirtyHosts) > 0 {

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -104,9 +105,15 @@ func parseCredential(obj *authv1alpha1.Credential, secret *corev1.Secret) (*Cred
 	var codes [][sha256.Size]byte
 	if raw, ok := secret.Data[SecretKeyAppCodes]; ok {
 		n := 0
-		for line := range strings.SplitSeq(string(raw), "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" {
+		for len(raw) > 0 {
+			var line []byte
+			if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+				line, raw = raw[:i], raw[i+1:]
+			} else {
+				line, raw = raw, nil
+			}
+			line = bytes.TrimSpace(line)
+			if len(line) == 0 {
 				continue
 			}
 			n++
@@ -114,20 +121,21 @@ func parseCredential(obj *authv1alpha1.Credential, secret *corev1.Secret) (*Cred
 				return invalid("%s holds more than %d codes", SecretKeyAppCodes, maxAppCodes)
 			}
 			var d [sha256.Size]byte
-			if h, ok := strings.CutPrefix(line, "sha256:"); ok {
-				b, err := hex.DecodeString(h)
-				if err != nil || len(b) != sha256.Size {
+			if h, ok := bytes.CutPrefix(line, []byte("sha256:")); ok {
+				if len(h) != 2*sha256.Size {
 					return invalid("%s line %d: a hashed code is \"sha256:\" and 64 hex digits", SecretKeyAppCodes, n)
 				}
-				copy(d[:], b)
+				if _, err := hex.Decode(d[:], h); err != nil {
+					return invalid("%s line %d: a hashed code is \"sha256:\" and 64 hex digits", SecretKeyAppCodes, n)
+				}
 			} else {
 				if len(line) < minAppCodeLen || len(line) > maxAppCodeLen {
 					return invalid("%s line %d: a code is %d..%d characters, it has %d", SecretKeyAppCodes, n, minAppCodeLen, maxAppCodeLen, len(line))
 				}
-				if strings.IndexFunc(line, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+				if bytes.IndexFunc(line, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
 					return invalid("%s line %d: a code is printable ASCII without spaces", SecretKeyAppCodes, n)
 				}
-				d = sha256.Sum256([]byte(line))
+				d = sha256.Sum256(line)
 			}
 			if !slices.Contains(codes, d) {
 				codes = append(codes, d)
@@ -267,23 +275,69 @@ func compileAuthorizer(obj *authv1alpha1.CustomAuthorizer, secrets map[types.Nam
 }
 
 var (
-	hostRE      = regexp.MustCompile(`^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	routePathRE = regexp.MustCompile(`^/[A-Za-z0-9/._~!$&'()*+,;=:@-]*$`)
-	headerRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-	contextRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,31}$`)
+	headerRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	contextRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,31}$`)
 )
+
+// validHost reports whether h (253 characters at most) is a lower-case DNS name, or "*." and
+// one: labels of 1..63 characters from a-z, 0-9 and "-", not starting or ending with "-".
+// (The same rule as the CRD's pattern, without a regular expression: a full build checks
+// tens of thousands of hosts.)
+func validHost(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	h, _ = strings.CutPrefix(h, "*.")
+	if h == "" {
+		return false
+	}
+	start := 0
+	for i := 0; i <= len(h); i++ {
+		if i < len(h) && h[i] != '.' {
+			c := h[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+			continue
+		}
+		label := h[start:i]
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		start = i + 1
+	}
+	return true
+}
+
+// routePathChar holds the characters a canonical route path may contain besides "/":
+// unreserved characters, sub-delimiters, ":" and "@".
+var routePathChar = func() (t [256]bool) {
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@") {
+		t[c] = true
+	}
+	return t
+}()
 
 // CanonicalRoutePath reports whether p is a route path in canonical form: it starts with "/",
 // has no empty, "." or ".." segment, and holds no percent-encoding, query, fragment,
 // backslash or space.
 func CanonicalRoutePath(p string) bool {
-	if len(p) > 1024 || !routePathRE.MatchString(p) || strings.Contains(p, "//") {
+	if len(p) == 0 || len(p) > 1024 || p[0] != '/' {
 		return false
 	}
-	for seg := range strings.SplitSeq(p[1:], "/") {
-		if seg == "." || seg == ".." {
+	start := 1
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			if !routePathChar[p[i]] {
+				return false
+			}
+			continue
+		}
+		seg := p[start:i]
+		if seg == "." || seg == ".." || (seg == "" && i < len(p)) {
 			return false
 		}
+		start = i + 1
 	}
 	return true
 }
@@ -294,7 +348,7 @@ func validateBinding(spec *authv1alpha1.APIBindingSpec) string {
 		return fmt.Sprintf("hosts must list 1..%d names, it lists %d", maxHosts, n)
 	}
 	for _, h := range spec.Hosts {
-		if len(h) > 253 || !hostRE.MatchString(h) {
+		if !validHost(h) {
 			return fmt.Sprintf("host %q is not a lower-case DNS name or *. wildcard", h)
 		}
 	}
