@@ -73,6 +73,7 @@ type AppAuth struct {
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=253
 	Credentials []string `json:"credentials,omitempty"`
 
@@ -110,10 +111,12 @@ type Upstream struct {
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('x-portcullis-')",message="contextHeaderPrefix must not start with x-portcullis-"
 	ContextHeaderPrefix string `json:"contextHeaderPrefix,omitempty"`
 
-	// contextHeaders are explicit mappings from a context key to a header.
+	// contextHeaders are explicit mappings from a context key to a header; each header at
+	// most once.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:XValidation:rule="self.all(x, self.exists_one(y, y.header == x.header))",message="each contextHeaders header may appear only once"
 	ContextHeaders []ContextHeader `json:"contextHeaders,omitempty"`
 }
 

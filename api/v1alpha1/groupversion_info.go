@@ -52,7 +52,7 @@ const (
 	ReasonCredentialNotFound = "CredentialNotFound"
 	ReasonAuthorizerNotFound = "AuthorizerNotFound"
 	ReasonAuthorizerNotReady = "AuthorizerNotReady"
-	ReasonInvalid            = "Invalid"
-	ReasonNotAccepted        = "NotAccepted"
-	ReasonRefsNotResolved    = "RefsNotResolved"
+	// ReasonInvalid: the object breaks a rule the API server would have checked (objects
+	// read from files are not checked by it).
+	ReasonInvalid = "Invalid"
 )

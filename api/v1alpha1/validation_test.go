@@ -720,6 +720,11 @@ func TestAPIBindingValidation(t *testing.T) {
 			want: `spec.app.methods[1]: Duplicate value: "AppCode"`,
 		},
 		{
+			name:   "app credential with an empty name",
+			mutate: func(b *authv1alpha1.APIBinding) { b.Spec.App.Credentials = []string{""} },
+			want:   "spec.app.credentials[0] in body should be at least 1 chars long",
+		},
+		{
 			name:   "customAuthorizer without name",
 			mutate: func(b *authv1alpha1.APIBinding) { b.Spec.CustomAuthorizer = &authv1alpha1.LocalObjectReference{} },
 			want:   "spec.customAuthorizer.name in body should be at least 1 chars long",
@@ -738,6 +743,14 @@ func TestAPIBindingValidation(t *testing.T) {
 				b.Spec.Upstream = &authv1alpha1.Upstream{ContextHeaders: []authv1alpha1.ContextHeader{{Context: "1user", Header: "x-user"}}}
 			},
 			want: "spec.upstream.contextHeaders[0].context in body should match",
+		},
+		{
+			name: "context header named twice",
+			mutate: func(b *authv1alpha1.APIBinding) {
+				b.Spec.Upstream = &authv1alpha1.Upstream{ContextHeaders: []authv1alpha1.ContextHeader{
+					{Context: "user", Header: "x-user"}, {Context: "uid", Header: "x-user"}}}
+			},
+			want: "each contextHeaders header may appear only once",
 		},
 		{
 			name: "contextHeaderPrefix x-portcullis-",

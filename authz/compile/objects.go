@@ -381,6 +381,9 @@ func validateBinding(spec *authv1alpha1.APIBindingSpec) string {
 		if len(app.Credentials) == 0 && app.CredentialSelector == nil {
 			return "app needs credentials or a credentialSelector"
 		}
+		if slices.Contains(app.Credentials, "") {
+			return "app.credentials: a credential name is empty"
+		}
 		for _, m := range app.Methods {
 			if m != authv1alpha1.AppAuthSignature && m != authv1alpha1.AppAuthAppCode {
 				return fmt.Sprintf("app.methods: %q is not Signature or AppCode", m)
@@ -391,7 +394,10 @@ func validateBinding(spec *authv1alpha1.APIBindingSpec) string {
 		if up.ContextHeaderPrefix != "" && (!headerRE.MatchString(up.ContextHeaderPrefix) || strings.HasPrefix(up.ContextHeaderPrefix, "x-portcullis-")) {
 			return fmt.Sprintf("upstream.contextHeaderPrefix %q must be a lower-case header name prefix not starting with x-portcullis-", up.ContextHeaderPrefix)
 		}
-		for _, ch := range up.ContextHeaders {
+		for i, ch := range up.ContextHeaders {
+			if slices.ContainsFunc(up.ContextHeaders[:i], func(o authv1alpha1.ContextHeader) bool { return o.Header == ch.Header }) {
+				return fmt.Sprintf("upstream.contextHeaders: header %q is named twice", ch.Header)
+			}
 			if !contextRE.MatchString(ch.Context) {
 				return fmt.Sprintf("upstream.contextHeaders: context key %q is invalid", ch.Context)
 			}

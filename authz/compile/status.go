@@ -6,8 +6,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-
-	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
 )
 
 // ObjectStatus is what the build observed about one object: the status a writer should put
@@ -20,16 +18,6 @@ type ObjectStatus struct {
 	// AppKey and BoundBindings are set for Credentials.
 	AppKey        string
 	BoundBindings int32
-}
-
-// Ready returns the status of the Ready condition.
-func (s *ObjectStatus) Ready() metav1.ConditionStatus {
-	for _, c := range s.Conditions {
-		if c.Type == authv1alpha1.ConditionReady {
-			return c.Status
-		}
-	}
-	return metav1.ConditionUnknown
 }
 
 // Equal reports whether two statuses say the same.
