@@ -779,14 +779,7 @@ func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []strin
 		e.status = old.status
 	}
 	spec := &obj.Spec
-	bd := &Binding{
-		Namespace:  obj.Namespace,
-		Name:       obj.Name,
-		Ref:        obj.Namespace + "/" + obj.Name,
-		UID:        obj.UID,
-		Generation: obj.Generation,
-		Anonymous:  spec.Anonymous,
-	}
+	bd := &Binding{ObjectRef: refOf(obj), Generation: obj.Generation, Anonymous: spec.Anonymous}
 	if app := spec.App; app != nil {
 		f := &AppFactor{AllowUnsignedPayload: app.AllowUnsignedPayload, names: map[string]struct{}{}}
 		if len(app.Methods) == 0 {

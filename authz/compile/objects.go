@@ -87,10 +87,7 @@ func parseCredential(obj *authv1alpha1.Credential, secret *corev1.Secret) (*Cred
 		return invalid("%s must be at most 256 printable ASCII characters without spaces or commas (a trailing newline is a common cause)", SecretKeyAppKey)
 	}
 	c := &Credential{
-		Namespace: obj.Namespace,
-		Name:      obj.Name,
-		Ref:       obj.Namespace + "/" + obj.Name,
-		UID:       obj.UID,
+		ObjectRef: refOf(obj),
 		Labels:    obj.Labels,
 		AppKey:    appKey,
 		Disabled:  obj.Spec.Disabled,
@@ -167,10 +164,7 @@ func compileAuthorizer(obj *authv1alpha1.CustomAuthorizer, secrets map[types.Nam
 		return nil, authv1alpha1.ReasonInvalidURL, fmt.Sprintf("url %q must be an absolute http or https URL with a host and no fragment", spec.URL)
 	}
 	a := &Authorizer{
-		Namespace:      obj.Namespace,
-		Name:           obj.Name,
-		Ref:            obj.Namespace + "/" + obj.Name,
-		UID:            obj.UID,
+		ObjectRef:      refOf(obj),
 		Generation:     obj.Generation,
 		URL:            u,
 		TTL:            defaultTTL,

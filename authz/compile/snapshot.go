@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -34,12 +35,21 @@ type Snapshot struct {
 	st *state // what the next incremental build reuses
 }
 
+// ObjectRef identifies the object a compiled part comes from.
+type ObjectRef struct {
+	Namespace, Name string
+	// Ref is "<namespace>/<name>" (for a credential, the value of x-portcullis-credential).
+	Ref string
+	UID types.UID
+}
+
+func refOf(o metav1.Object) ObjectRef {
+	return ObjectRef{Namespace: o.GetNamespace(), Name: o.GetName(), Ref: o.GetNamespace() + "/" + o.GetName(), UID: o.GetUID()}
+}
+
 // Credential is a usable app identity: its Secret parsed, its appKey and AppCodes owned.
 type Credential struct {
-	Namespace, Name string
-	// Ref is "<namespace>/<name>", the value of x-portcullis-credential.
-	Ref    string
-	UID    types.UID
+	ObjectRef
 	Labels map[string]string
 	AppKey string
 	// Secret is the HMAC key for signed requests; nil when the Secret has no appSecret.
@@ -80,10 +90,8 @@ type IdentitySource struct {
 
 // Authorizer is a ready CustomAuthorizer.
 type Authorizer struct {
-	Namespace, Name string
-	Ref             string
-	UID             types.UID
-	Generation      int64
+	ObjectRef
+	Generation int64
 	// Revision changes whenever anything the answers depend on changes (the spec, or the
 	// user data read from a Secret); cache entries are keyed on UID and Revision.
 	Revision        uint64
@@ -104,10 +112,8 @@ type ContextHeader struct{ Context, Header string }
 
 // Binding is a compiled APIBinding.
 type Binding struct {
-	Namespace, Name string
-	Ref             string
-	UID             types.UID
-	Generation      int64
+	ObjectRef
+	Generation int64
 	// Invalid, when not empty, says why the binding is not ready; every request matching one
 	// of its routes is denied (AUTHORIZER_CONF_FAILURE) with this message.
 	Invalid   string
