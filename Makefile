@@ -42,8 +42,8 @@ build: ## Build bin/portcullis.
 	$(GO) build -o $(BIN)/portcullis ./cmd/portcullis
 
 .PHONY: run
-run: build ## Serve config/samples from files (no cluster needed).
-	$(BIN)/portcullis serve --source=files --files=config/samples --log-development
+run: build ## Serve config/samples from files with the sample authorizer, and print curl lines to try.
+	hack/run.sh
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd into bin/k8s (once).
@@ -59,6 +59,7 @@ BENCH_COUNT ?= 3
 bench: ## Benchmarks with figures against their targets (compile at 10k bindings / 100k credentials).
 	@mkdir -p $(BIN)
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=5x -count=$(BENCH_COUNT) ./authz/compile/ | tee $(BIN)/bench.txt
+	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) ./authz/engine/ ./authz/signing/ ./authz/authorizer/ | tee -a $(BIN)/bench.txt
 	$(MAKE) --no-print-directory bench-e2e | tee -a $(BIN)/bench.txt
 	@echo; echo "== against the targets (each run)"; awk -f hack/bench-report.awk $(BIN)/bench.txt
 

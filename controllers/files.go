@@ -38,7 +38,7 @@ func RunFiles(ctx context.Context, dir string, debounce time.Duration, policy *P
 		expiries <- next
 	}
 	src := &FileSource{Dir: dir, Debounce: debounce, Log: log, Apply: func(objs []client.Object) {
-		policy.Replace(onlyLabelledSecrets(objs, log))
+		policy.Replace(DropUnlabelledSecrets(objs, log))
 		note(policy.Rebuild(true))
 		fileLoads.WithLabelValues("ok").Inc()
 	}}
@@ -68,10 +68,10 @@ func RunFiles(ctx context.Context, dir string, debounce time.Duration, policy *P
 	return err
 }
 
-// onlyLabelledSecrets drops the Secrets a cluster's informer cache would not hold (those
+// DropUnlabelledSecrets drops the Secrets a cluster's informer cache would not hold (those
 // without the auth.portcullis.dev/credential: "true" label), so a directory behaves as it
 // will once applied to a cluster.
-func onlyLabelledSecrets(objs []client.Object, log logr.Logger) []client.Object {
+func DropUnlabelledSecrets(objs []client.Object, log logr.Logger) []client.Object {
 	out := objs[:0:0]
 	for _, o := range objs {
 		if s, ok := o.(*corev1.Secret); ok && s.Labels[authv1alpha1.CredentialSecretLabel] != "true" {

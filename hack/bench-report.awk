@@ -15,3 +15,9 @@
   for (i = 1; i <= NF; i++) { if ($i == "api-ms") api = $(i-1); if ($i == "flip-ms") flip = $(i-1); if ($i == "credentials") n = $(i-1) }
   printf "%-38s %10.3f ms   (API call %.3f ms; peer: 5-9 ms at 10k keys)\n", "API write -> snapshot at " n " creds", flip, api
 }
+/^BenchmarkDecideTwoFactorCached|^BenchmarkDecideAppCode/ {
+  name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
+  for (i = 1; i <= NF; i++) { if ($i == "allocs/op") a = $(i-1); if ($i == "ns/op") ns = $(i-1) }
+  target = (name ~ /AppCode/) ? 5 : 20
+  printf "%-38s %10d allocs target %d      ratio %.2f   (%.0f ns/op)\n", name, a, target, a/target, ns
+}

@@ -1,0 +1,216 @@
+// Package extauthz serves Envoy's ext_authz v3 gRPC API (envoy.service.auth.v3.Authorization)
+// over the decision engine. It converts a CheckRequest into an engine.Request and the
+// Decision into a CheckResponse; it holds no policy logic.
+package extauthz
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/portcullis-dev/portcullis/authz/engine"
+)
+
+// Decider is what the front-end needs of the engine.
+type Decider interface {
+	Decide(ctx context.Context, r *engine.Request) engine.Decision
+}
+
+// Server implements authv3.AuthorizationServer.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	Engine Decider
+	// Observe, when set, is called with every request and its decision (metrics, logs).
+	Observe func(r *engine.Request, d *engine.Decision)
+}
+
+// NewGRPCServer returns a gRPC server with the Authorization service, the standard health
+// service (the caller sets it SERVING once the policy is ready) and reflection.
+func NewGRPCServer(s *Server, opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
+	g := grpc.NewServer(opts...)
+	authv3.RegisterAuthorizationServer(g, s)
+	h := health.NewServer()
+	healthpb.RegisterHealthServer(g, h)
+	reflection.Register(g)
+	return g, h
+}
+
+// Check answers one CheckRequest.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	r := Convert(req)
+	d := s.Engine.Decide(ctx, &r)
+	if s.Observe != nil {
+		s.Observe(&r, &d)
+	}
+	return Response(&r, &d), nil
+}
+
+// Convert turns a CheckRequest into an engine.Request. Headers come from header_map (Envoy's
+// encode_raw_headers) or headers; pseudo-headers are read for method, authority and path
+// when the http fields are empty; the body from raw_body or body.
+func Convert(req *authv3.CheckRequest) engine.Request {
+	h := req.GetAttributes().GetRequest().GetHttp()
+	r := engine.Request{Method: h.GetMethod(), Authority: h.GetHost(), Target: h.GetPath()}
+	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
+		r.Headers = make([]engine.Header, 0, len(hm.GetHeaders()))
+		for _, hv := range hm.GetHeaders() {
+			v := hv.GetValue()
+			if raw := hv.GetRawValue(); len(raw) > 0 {
+				v = string(raw)
+			}
+			r.Headers = appendHeader(r.Headers, hv.GetKey(), v)
+		}
+	} else {
+		r.Headers = make([]engine.Header, 0, len(h.GetHeaders()))
+		for k, v := range h.GetHeaders() {
+			r.Headers = appendHeader(r.Headers, k, v)
+		}
+	}
+	for _, hd := range r.Headers {
+		switch hd.Name {
+		case ":method":
+			if r.Method == "" {
+				r.Method = hd.Value
+			}
+		case ":authority":
+			if r.Authority == "" {
+				r.Authority = hd.Value
+			}
+		case ":path":
+			if r.Target == "" {
+				r.Target = hd.Value
+			}
+		}
+	}
+	if r.Authority == "" { // HTTP/1.1 without :authority
+		r.Authority, _ = r.Header("host")
+	}
+	if raw := h.GetRawBody(); len(raw) > 0 {
+		r.Body, r.BodyKnown = raw, true
+	} else if b := h.GetBody(); b != "" {
+		r.Body, r.BodyKnown = []byte(b), true
+	}
+	if v, _ := r.Header("x-envoy-auth-partial-body"); v == "true" {
+		// allow_partial_message cut the body: it is not the body the client signed.
+		r.BodyKnown = false
+	}
+	if a := req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(); a != "" {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			r.Source = ip.Unmap()
+		}
+	}
+	return r
+}
+
+func appendHeader(hs []engine.Header, k, v string) []engine.Header {
+	if !isLower(k) {
+		k = strings.ToLower(k)
+	}
+	return append(hs, engine.Header{Name: k, Value: v})
+}
+
+func isLower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// Response turns a Decision into a CheckResponse: OK with the upstream headers (overwrite)
+// and every spoofable incoming header in headers_to_remove, or a denied response carrying
+// the status, headers and JSON body.
+func Response(r *engine.Request, d *engine.Decision) *authv3.CheckResponse {
+	if d.Allowed() {
+		ok := &authv3.OkHttpResponse{}
+		ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Upstream))
+		for _, h := range d.Upstream {
+			ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
+				Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
+				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			})
+		}
+		ok.HeadersToRemove = headersToRemove(r, d)
+		return &authv3.CheckResponse{
+			Status:       &rpcstatus.Status{Code: int32(codes.OK)},
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		}
+	}
+	code := codes.PermissionDenied
+	switch d.Status() {
+	case 401:
+		code = codes.Unauthenticated
+	case 400:
+		code = codes.InvalidArgument
+	case 404:
+		code = codes.NotFound
+	case 503:
+		code = codes.Unavailable
+	case 500:
+		code = codes.Internal
+	}
+	dh := d.DenyHeaders()
+	headers := make([]*corev3.HeaderValueOption, 0, len(dh))
+	for _, h := range dh {
+		headers = append(headers, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(code), Message: d.Code.String()},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status())},
+			Headers: headers,
+			Body:    string(d.Body()),
+		}},
+	}
+}
+
+// headersToRemove lists the incoming headers to strip: the exact names of the decision,
+// present or not (Envoy ignores absent ones), and every incoming header under one of its
+// prefixes. A header set by the decision is never also removed.
+func headersToRemove(r *engine.Request, d *engine.Decision) []string {
+	out := make([]string, 0, len(d.Remove)+2)
+	set := func(name string) bool {
+		for _, u := range d.Upstream {
+			if u.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	add := func(name string) {
+		if set(name) {
+			return
+		}
+		for _, o := range out {
+			if o == name {
+				return
+			}
+		}
+		out = append(out, name)
+	}
+	for _, n := range d.Remove {
+		add(n)
+	}
+	for _, h := range r.Headers {
+		for _, p := range d.RemovePrefixes {
+			if strings.HasPrefix(h.Name, p) {
+				add(h.Name)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,264 @@
+package extauthz_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/portcullis-dev/portcullis/authz/authorizer"
+	"github.com/portcullis-dev/portcullis/authz/compile"
+	"github.com/portcullis-dev/portcullis/authz/engine"
+	"github.com/portcullis-dev/portcullis/authz/extauthz"
+	"github.com/portcullis-dev/portcullis/controllers"
+)
+
+const appCode = "APPCODE-0001-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+// stack is Portcullis on loopback: a compiled world whose authorizer is a real HTTP server
+// allowing token "t0k", and the gRPC server.
+type stack struct {
+	client authv3.AuthorizationClient
+	health healthpb.HealthClient
+	calls  *atomic.Int32
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	calls := &atomic.Int32{}
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		var ev struct {
+			Headers map[string]string `json:"headers"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		status := "deny"
+		if ev.Headers["token"] == "t0k" {
+			status = "allow"
+		}
+		_, _ = w.Write([]byte(`{"status":"` + status + `","context":{"user":"u-42"}}`))
+	}))
+	t.Cleanup(fn.Close)
+
+	dir := t.TempDir()
+	src := filepath.Join("..", "engine", "testdata", "world")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = []byte(strings.ReplaceAll(string(b), "http://authz.invalid/verify", fn.URL+"/verify"))
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs, err := controllers.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := compile.NewInputs()
+	in.Now = time.Now()
+	for _, o := range objs {
+		in.Set(o)
+	}
+	snap, _ := compile.Build(in, nil)
+	eng := &engine.Engine{Snapshot: func() *compile.Snapshot { return snap }, Authorizer: authorizer.New(authorizer.Options{})}
+	gs, health := extauthz.NewGRPCServer(&extauthz.Server{Engine: eng})
+	health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &stack{client: authv3.NewAuthorizationClient(conn), health: healthpb.NewHealthClient(conn), calls: calls}
+}
+
+// envoyRequest is a CheckRequest shaped as Envoy's HTTP ext_authz filter sends it: headers as
+// a map with the pseudo-headers (and Host folded into :authority), the source socket address.
+func envoyRequest(method, authority, path string, headers map[string]string) *authv3.CheckRequest {
+	h := map[string]string{":authority": authority, ":method": method, ":path": path, ":scheme": "http",
+		"x-request-id": "3f1c6b9e-envoy", "user-agent": "curl/8.5.0", "accept": "*/*", "x-forwarded-proto": "http"}
+	for k, v := range headers {
+		h[k] = v
+	}
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+			SocketAddress: &corev3.SocketAddress{Address: "10.1.2.3", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 51234}}}}},
+		Destination: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+			SocketAddress: &corev3.SocketAddress{Address: "10.0.0.9", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8080}}}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: "1234567890", Method: method, Headers: h, Path: path, Host: authority, Scheme: "http", Protocol: "HTTP/1.1",
+		}},
+	}}
+}
+
+// rawRequest is the same with encode_raw_headers: header_map with raw values, empty map.
+func rawRequest(method, authority, path string, headers [][2]string) *authv3.CheckRequest {
+	req := envoyRequest(method, authority, path, nil)
+	hm := &corev3.HeaderMap{}
+	for k, v := range req.Attributes.Request.Http.Headers {
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: k, RawValue: []byte(v)})
+	}
+	for _, kv := range headers {
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
+	}
+	req.Attributes.Request.Http.Headers = nil
+	req.Attributes.Request.Http.HeaderMap = hm
+	return req
+}
+
+func okHeaders(t *testing.T, resp *authv3.CheckResponse) (map[string]string, []string) {
+	t.Helper()
+	ok := resp.GetOkResponse()
+	if ok == nil {
+		t.Fatalf("not an OK response: %v", resp)
+	}
+	set := map[string]string{}
+	for _, h := range ok.GetHeaders() {
+		if h.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
+			t.Errorf("header %s is not set with overwrite semantics", h.GetHeader().GetKey())
+		}
+		set[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+	}
+	return set, ok.GetHeadersToRemove()
+}
+
+func TestCheckAllowTwoFactors(t *testing.T) {
+	s := newStack(t)
+	for name, req := range map[string]*authv3.CheckRequest{
+		"headers map": envoyRequest("GET", "api.example.com", "/orders/7?test=demo", map[string]string{
+			"x-app-code": appCode, "token": "t0k", "x-portcullis-credential": "shop/spoofed", "x-auth-admin": "true", "x-user-id": "root"}),
+		"header_map (encode_raw_headers)": rawRequest("GET", "api.example.com", "/orders/7?test=demo", [][2]string{
+			{"x-app-code", appCode}, {"token", "t0k"}, {"x-portcullis-credential", "shop/spoofed"}, {"x-auth-admin", "true"}, {"x-user-id", "root"}}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, err := s.client.Check(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+				t.Fatalf("status %v: %s", resp.GetStatus(), resp.GetDeniedResponse().GetBody())
+			}
+			set, removed := okHeaders(t, resp)
+			want := map[string]string{"x-portcullis-credential": "shop/mobile-app", "x-portcullis-app-key": "app-key-0001", "x-auth-user": "u-42", "x-user-id": "u-42"}
+			for k, v := range want {
+				if set[k] != v {
+					t.Errorf("upstream %s = %q, want %q (all: %v)", k, set[k], v, set)
+				}
+			}
+			for _, k := range []string{"x-app-code", "x-apig-appcode", "x-auth-admin"} {
+				if !slices.Contains(removed, k) {
+					t.Errorf("%s not in headers_to_remove %v", k, removed)
+				}
+			}
+			for k := range set {
+				if slices.Contains(removed, k) {
+					t.Errorf("%s is both set and removed", k)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckDenies(t *testing.T) {
+	s := newStack(t)
+	tests := []struct {
+		name     string
+		req      *authv3.CheckRequest
+		grpcCode codes.Code
+		status   int32
+		code     string
+	}{
+		{"no credential", envoyRequest("GET", "api.example.com", "/catalog", nil), codes.Unauthenticated, 401, "AUTH_HEADER_MISSING"},
+		{"no route", envoyRequest("GET", "api.example.com", "/nowhere", nil), codes.NotFound, 404, "ROUTE_NOT_FOUND"},
+		{"ambiguous path", envoyRequest("GET", "api.example.com", "/catalog/..%2Fadmin", nil), codes.InvalidArgument, 400, "REQUEST_PARAMETERS_FAILURE"},
+		{"authorizer says no", envoyRequest("GET", "api.example.com", "/orders?test=demo", map[string]string{"x-app-code": appCode, "token": "nope"}), codes.PermissionDenied, 403, "ACCESS_DENIED"},
+		{"identity missing", envoyRequest("GET", "api.example.com", "/orders", map[string]string{"x-app-code": appCode, "token": "t0k"}), codes.Unauthenticated, 401, "AUTHORIZER_IDENTITIES_FAILURE"},
+		{"binding not ready", envoyRequest("GET", "api.example.com", "/broken", nil), codes.Internal, 500, "AUTHORIZER_CONF_FAILURE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := s.client.Check(context.Background(), tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := codes.Code(resp.GetStatus().GetCode()); got != tt.grpcCode {
+				t.Errorf("gRPC status %v, want %v", got, tt.grpcCode)
+			}
+			d := resp.GetDeniedResponse()
+			if d == nil {
+				t.Fatalf("no denied response: %v", resp)
+			}
+			if int32(d.GetStatus().GetCode()) != tt.status {
+				t.Errorf("HTTP status %d, want %d", d.GetStatus().GetCode(), tt.status)
+			}
+			var body map[string]string
+			if err := json.Unmarshal([]byte(d.GetBody()), &body); err != nil || body["error_code"] != tt.code || body["request_id"] != "3f1c6b9e-envoy" || body["error_msg"] == "" {
+				t.Errorf("body %s (%v)", d.GetBody(), err)
+			}
+			hs := map[string]string{}
+			for _, h := range d.GetHeaders() {
+				hs[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+			}
+			if hs["x-portcullis-error"] != tt.code {
+				t.Errorf("x-portcullis-error %q", hs["x-portcullis-error"])
+			}
+			if _, ok := hs["www-authenticate"]; ok != (tt.status == 401) {
+				t.Errorf("www-authenticate present=%t on %d", ok, tt.status)
+			}
+		})
+	}
+	if n := s.calls.Load(); n != 1 {
+		t.Errorf("the authorizer was called %d times; only the 'authorizer says no' request should reach it", n)
+	}
+}
+
+func TestHealth(t *testing.T) {
+	s := newStack(t)
+	resp, err := s.health.Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health %v %v", resp, err)
+	}
+}
+
+// FuzzConvert: any CheckRequest converts and is decided without panicking.
+func FuzzConvert(f *testing.F) {
+	f.Add("GET", "api.example.com", "/orders?test=demo", "x-app-code", appCode, []byte(nil))
+	f.Add("POST", "API.EXAMPLE.COM:80", "//a/../b", "authorization", "SDK-HMAC-SHA256 Access=a, SignedHeaders=x-sdk-date, Signature=00", []byte("body"))
+	f.Fuzz(func(t *testing.T, method, host, path, hk, hv string, body []byte) {
+		req := envoyRequest(method, host, path, map[string]string{hk: hv})
+		req.Attributes.Request.Http.RawBody = body
+		r := extauthz.Convert(req)
+		snapNil := &engine.Engine{Snapshot: func() *compile.Snapshot { return nil }}
+		d := snapNil.Decide(context.Background(), &r)
+		if d.Allowed() {
+			t.Fatal("allowed without a policy")
+		}
+		_ = extauthz.Response(&r, &d)
+	})
+}

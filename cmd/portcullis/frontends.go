@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/portcullis-dev/portcullis/authz/authorizer"
+	"github.com/portcullis-dev/portcullis/authz/engine"
+	"github.com/portcullis-dev/portcullis/authz/extauthz"
+	"github.com/portcullis-dev/portcullis/authz/httpauth"
+	"github.com/portcullis-dev/portcullis/controllers"
+)
+
+// frontends wires the decision engine to its two front-ends.
+type frontends struct {
+	grpcAddr, httpAddr string
+	maxClockSkew       time.Duration
+	maxBodyBytes       int64
+	trusted            []netip.Prefix
+	log                logr.Logger
+}
+
+func (f frontends) run(ctx context.Context, policy *controllers.Policy) error {
+	eng := &engine.Engine{
+		Snapshot:     policy.Snapshot,
+		Authorizer:   authorizer.New(authorizer.Options{}),
+		MaxClockSkew: f.maxClockSkew,
+		MaxBodyBytes: f.maxBodyBytes,
+	}
+	grpcLn, err := net.Listen("tcp", f.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("--grpc-addr: %w", err)
+	}
+	gs, health := extauthz.NewGRPCServer(&extauthz.Server{Engine: eng})
+	health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	hs := &httpauth.Handler{Engine: eng, TrustedProxies: f.trusted, MaxBodyBytes: f.maxBodyBytes}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := gs.Serve(grpcLn); err != nil && !errors.Is(err, net.ErrClosed) {
+			return fmt.Errorf("grpc: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return controllers.ListenAndServe(ctx, f.httpAddr, hs) })
+	g.Go(func() error {
+		// The gRPC health service follows readiness, as /readyz does.
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		serving := false
+		for {
+			select {
+			case <-ctx.Done():
+				health.Shutdown()
+				stopped := make(chan struct{})
+				go func() { gs.GracefulStop(); close(stopped) }()
+				select {
+				case <-stopped:
+				case <-time.After(10 * time.Second):
+					gs.Stop()
+				}
+				return nil
+			case <-t.C:
+				if !serving && policy.Ready() {
+					serving = true
+					health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+					f.log.Info("Serving decisions", "grpc", f.grpcAddr, "http", f.httpAddr)
+				}
+			}
+		}
+	})
+	return g.Wait()
+}
+
+func parseCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+var _ http.Handler = (*httpauth.Handler)(nil)
