@@ -25,6 +25,7 @@ import (
 	"github.com/portcullis-dev/portcullis/authz/compile"
 	"github.com/portcullis-dev/portcullis/authz/engine"
 	"github.com/portcullis-dev/portcullis/authz/extauthz"
+	"github.com/portcullis-dev/portcullis/authz/signing"
 	"github.com/portcullis-dev/portcullis/controllers"
 )
 
@@ -48,8 +49,12 @@ func newStack(t *testing.T) *stack {
 		}
 		_ = json.NewDecoder(r.Body).Decode(&ev)
 		status := "deny"
-		if ev.Headers["token"] == "t0k" {
+		switch ev.Headers["token"] {
+		case "t0k":
 			status = "allow"
+		case "boom":
+			http.Error(w, "function crashed", http.StatusInternalServerError)
+			return
 		}
 		_, _ = w.Write([]byte(`{"status":"` + status + `","context":{"user":"u-42"}}`))
 	}))
@@ -200,6 +205,9 @@ func TestCheckDenies(t *testing.T) {
 		{"authorizer says no", envoyRequest("GET", "api.example.com", "/orders?test=demo", map[string]string{"x-app-code": appCode, "token": "nope"}), codes.PermissionDenied, 403, "ACCESS_DENIED"},
 		{"identity missing", envoyRequest("GET", "api.example.com", "/orders", map[string]string{"x-app-code": appCode, "token": "t0k"}), codes.Unauthenticated, 401, "AUTHORIZER_IDENTITIES_FAILURE"},
 		{"binding not ready", envoyRequest("GET", "api.example.com", "/broken", nil), codes.Internal, 500, "AUTHORIZER_CONF_FAILURE"},
+		{"wrong AppCode", envoyRequest("GET", "api.example.com", "/catalog", map[string]string{"x-app-code": appCode + "x"}), codes.Unauthenticated, 401, "AUTH_FAILURE"},
+		{"credential not bound", envoyRequest("GET", "api.example.com", "/catalog", map[string]string{"x-app-code": "APPCODE-OTHER-BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"}), codes.PermissionDenied, 403, "UNAUTHORIZED"},
+		{"authorizer fails", envoyRequest("GET", "api.example.com", "/orders?test=demo", map[string]string{"x-app-code": appCode, "token": "boom"}), codes.Internal, 500, "AUTHORIZER_FAILURE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,8 +241,32 @@ func TestCheckDenies(t *testing.T) {
 			}
 		})
 	}
-	if n := s.calls.Load(); n != 1 {
-		t.Errorf("the authorizer was called %d times; only the 'authorizer says no' request should reach it", n)
+	if n := s.calls.Load(); n != 2 {
+		t.Errorf("the authorizer was called %d times; only 'authorizer says no' and 'authorizer fails' should reach it", n)
+	}
+}
+
+// TestCheckNotReady: before the first snapshot every Check is 503 NOT_READY.
+func TestCheckNotReady(t *testing.T) {
+	gs, _ := extauthz.NewGRPCServer(&extauthz.Server{Engine: &engine.Engine{Snapshot: func() *compile.Snapshot { return nil }}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(ln) }()
+	defer gs.Stop()
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), envoyRequest("GET", "api.example.com", "/healthz", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codes.Code(resp.GetStatus().GetCode()) != codes.Unavailable || resp.GetDeniedResponse().GetStatus().GetCode() != 503 ||
+		!strings.Contains(resp.GetDeniedResponse().GetBody(), "NOT_READY") {
+		t.Errorf("response %v", resp)
 	}
 }
 
@@ -261,4 +293,41 @@ func FuzzConvert(f *testing.F) {
 		}
 		_ = extauthz.Response(&r, &d)
 	})
+}
+
+// TestCheckSignedBody: a signed POST verifies when Envoy sends the body (with_request_body),
+// and is refused with a message that says why when it does not.
+func TestCheckSignedBody(t *testing.T) {
+	s := newStack(t)
+	body := []byte(`{"amount":42}`)
+	date := time.Now().UTC().Format(signing.DateFormat)
+	hs := map[string]string{"x-sdk-date": date, "content-type": "application/json", "host": "api.example.com"}
+	auth, err := signing.Sign([]byte("app-secret-0001-0123456789"), "app-key-0001", signing.Request{
+		Method: "POST", Path: "/payments", Host: "api.example.com",
+		Header: func(n string) (string, bool) { v, ok := hs[n]; return v, ok }, Body: body, BodyKnown: true,
+	}, []string{"content-type", "host", "x-sdk-date"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers := map[string]string{"authorization": auth, "x-sdk-date": date, "content-type": "application/json", "content-length": "13"}
+
+	withBody := envoyRequest("POST", "api.example.com", "/payments", headers)
+	withBody.Attributes.Request.Http.RawBody = body
+	resp, err := s.client.Check(context.Background(), withBody)
+	if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("signed POST with its body: %v %v", resp, err)
+	}
+
+	tampered := envoyRequest("POST", "api.example.com", "/payments", headers)
+	tampered.Attributes.Request.Http.RawBody = []byte(`{"amount":4200}`)
+	resp, _ = s.client.Check(context.Background(), tampered)
+	if resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
+		t.Errorf("a changed body was accepted: %v", resp)
+	}
+
+	noBody := envoyRequest("POST", "api.example.com", "/payments", headers)
+	resp, _ = s.client.Check(context.Background(), noBody)
+	if d := resp.GetDeniedResponse(); d.GetStatus().GetCode() != 401 || !strings.Contains(d.GetBody(), "with_request_body") {
+		t.Errorf("body not sent: %v", resp)
+	}
 }
