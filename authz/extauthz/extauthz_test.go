@@ -331,3 +331,30 @@ func TestCheckSignedBody(t *testing.T) {
 		t.Errorf("body not sent: %v", resp)
 	}
 }
+
+// TestCheckCachesTheAuthorizer: identical identities are answered from the cache; other
+// identities call the function again.
+func TestCheckCachesTheAuthorizer(t *testing.T) {
+	s := newStack(t)
+	check := func(token string) {
+		t.Helper()
+		resp, err := s.client.Check(context.Background(), envoyRequest("GET", "api.example.com", "/orders?test=demo", map[string]string{"x-app-code": appCode, "token": token}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token == "t0k" && codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+			t.Fatalf("denied: %v", resp)
+		}
+	}
+	for range 5 {
+		check("t0k")
+	}
+	if n := s.calls.Load(); n != 1 {
+		t.Errorf("5 identical checks made %d authorizer calls, want 1", n)
+	}
+	check("other") // a deny: denyTTL defaults to 0, so it is not cached
+	check("other")
+	if n := s.calls.Load(); n != 3 {
+		t.Errorf("after two uncached denies: %d calls, want 3", n)
+	}
+}
