@@ -144,6 +144,10 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	if b.Invalid != "" {
 		return deny(d, CodeAuthorizerConfFailure, "the API's configuration is not ready: "+b.Invalid)
 	}
+	if !b.Anonymous && b.App == nil && b.Authorizer == nil {
+		// The compiler never produces this; should it ever, the route stays closed.
+		return deny(d, CodeAuthorizerConfFailure, "the API requires no factor and is not marked anonymous")
+	}
 	d.App, d.Custom = FactorNotRequired, FactorNotRequired
 	if b.App != nil {
 		d.App, d.Custom = FactorFailed, FactorNotEvaluated
