@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +15,7 @@ import (
 	"github.com/portcullis-dev/portcullis/authz/authorizer"
 	"github.com/portcullis-dev/portcullis/authz/compile"
 	"github.com/portcullis-dev/portcullis/authz/engine"
-	"github.com/portcullis-dev/portcullis/controllers"
+	"github.com/portcullis-dev/portcullis/authz/engine/enginetest"
 )
 
 // liveWorld is testdata/world with its authorizer pointed at a real local HTTP function.
@@ -28,24 +25,7 @@ func liveWorld(b *testing.B) *compile.Snapshot {
 		_, _ = w.Write([]byte(`{"status":"allow","context":{"user":"u-42"}}`))
 	}))
 	b.Cleanup(fn.Close)
-	dir := b.TempDir()
-	entries, _ := os.ReadDir("testdata/world")
-	for _, e := range entries {
-		data, _ := os.ReadFile(filepath.Join("testdata/world", e.Name()))
-		data = []byte(strings.ReplaceAll(string(data), "http://authz.invalid/verify", fn.URL+"/verify"))
-		_ = os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644)
-	}
-	objs, err := controllers.LoadDir(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	in := compile.NewInputs()
-	in.Now = time.Now()
-	for _, o := range objs {
-		in.Set(o)
-	}
-	s, _ := compile.Build(in, nil)
-	return s
+	return enginetest.World(b, fn.URL+"/verify", time.Now())
 }
 
 func benchDecide(b *testing.B, e *engine.Engine, r *engine.Request) {

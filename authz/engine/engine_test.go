@@ -13,26 +13,13 @@ import (
 	"github.com/portcullis-dev/portcullis/authz/authorizer"
 	"github.com/portcullis-dev/portcullis/authz/compile"
 	"github.com/portcullis-dev/portcullis/authz/engine"
+	"github.com/portcullis-dev/portcullis/authz/engine/enginetest"
 	"github.com/portcullis-dev/portcullis/authz/signing"
-	"github.com/portcullis-dev/portcullis/controllers"
 )
 
 var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
-func world(t testing.TB) *compile.Snapshot {
-	t.Helper()
-	objs, err := controllers.LoadDir("testdata/world")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := compile.NewInputs()
-	in.Now = now
-	for _, o := range objs {
-		in.Set(o)
-	}
-	s, _ := compile.Build(in, nil)
-	return s
-}
+func world(t testing.TB) *compile.Snapshot { return enginetest.World(t, "", now) }
 
 // fakeAuthorizer answers factor 2 the way a test says, and counts calls.
 type fakeAuthorizer struct {

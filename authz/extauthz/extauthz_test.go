@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -24,9 +22,9 @@ import (
 	"github.com/portcullis-dev/portcullis/authz/authorizer"
 	"github.com/portcullis-dev/portcullis/authz/compile"
 	"github.com/portcullis-dev/portcullis/authz/engine"
+	"github.com/portcullis-dev/portcullis/authz/engine/enginetest"
 	"github.com/portcullis-dev/portcullis/authz/extauthz"
 	"github.com/portcullis-dev/portcullis/authz/signing"
-	"github.com/portcullis-dev/portcullis/controllers"
 )
 
 const appCode = "APPCODE-0001-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
@@ -60,32 +58,7 @@ func newStack(t *testing.T) *stack {
 	}))
 	t.Cleanup(fn.Close)
 
-	dir := t.TempDir()
-	src := filepath.Join("..", "engine", "testdata", "world")
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b = []byte(strings.ReplaceAll(string(b), "http://authz.invalid/verify", fn.URL+"/verify"))
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	objs, err := controllers.LoadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := compile.NewInputs()
-	in.Now = time.Now()
-	for _, o := range objs {
-		in.Set(o)
-	}
-	snap, _ := compile.Build(in, nil)
+	snap := enginetest.World(t, fn.URL+"/verify", time.Now())
 	eng := &engine.Engine{Snapshot: func() *compile.Snapshot { return snap }, Authorizer: authorizer.New(authorizer.Options{})}
 	gs, health := extauthz.NewGRPCServer(&extauthz.Server{Engine: eng})
 	health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

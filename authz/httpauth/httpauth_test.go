@@ -12,8 +12,8 @@ import (
 
 	"github.com/portcullis-dev/portcullis/authz/compile"
 	"github.com/portcullis-dev/portcullis/authz/engine"
+	"github.com/portcullis-dev/portcullis/authz/engine/enginetest"
 	"github.com/portcullis-dev/portcullis/authz/httpauth"
-	"github.com/portcullis-dev/portcullis/controllers"
 )
 
 const appCode = "APPCODE-0001-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
@@ -83,16 +83,7 @@ func TestConvertReadsTheOriginalRequest(t *testing.T) {
 }
 
 func TestServeHTTPAnswers(t *testing.T) {
-	objs, err := controllers.LoadDir("../engine/testdata/world")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := compile.NewInputs()
-	in.Now = time.Now()
-	for _, o := range objs {
-		in.Set(o)
-	}
-	snap, _ := compile.Build(in, nil)
+	snap := enginetest.World(t, "", time.Now())
 	h := &httpauth.Handler{Engine: &engine.Engine{Snapshot: func() *compile.Snapshot { return snap }}}
 	srv := httptest.NewServer(h)
 	defer srv.Close()

@@ -1,0 +1,60 @@
+// Package enginetest holds the fixture world the request-path tests decide against: the
+// Secrets, Credentials, CustomAuthorizer and APIBindings in world/, compiled.
+package enginetest
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/authz/compile"
+	"github.com/portcullis-dev/portcullis/controllers"
+)
+
+// placeholderURL is the authorizer URL written in world/; World replaces it.
+const placeholderURL = "http://authz.invalid/verify"
+
+// Dir is the directory of the fixture manifests.
+func Dir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "world")
+}
+
+// World compiles the fixture at now. With authorizerURL set, the CustomAuthorizer calls it
+// instead of the unreachable placeholder.
+func World(tb testing.TB, authorizerURL string, now time.Time) *compile.Snapshot {
+	tb.Helper()
+	dir := Dir()
+	if authorizerURL != "" {
+		tmp := tb.TempDir()
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			b = []byte(strings.ReplaceAll(string(b), placeholderURL, authorizerURL))
+			if err := os.WriteFile(filepath.Join(tmp, e.Name()), b, 0o644); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		dir = tmp
+	}
+	objs, err := controllers.LoadDir(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	in := compile.NewInputs()
+	in.Now = now
+	for _, o := range objs {
+		in.Set(o)
+	}
+	s, _ := compile.Build(in, nil)
+	return s
+}
