@@ -364,6 +364,9 @@ func cookieValue(r *Request, name string) string {
 // upstream fills the headers an allowed request carries upstream, and the incoming ones to
 // strip so a client cannot spoof them.
 func upstream(d *Decision, b *compile.Binding, kvs []authorizer.KV) {
+	d.Upstream = make([]Header, 0, 3+len(kvs)*(1+len(b.ContextHeaders)))
+	d.Remove = make([]string, 0, 2+len(b.ContextHeaders))
+	d.RemovePrefixes = make([]string, 0, 2)
 	d.RemovePrefixes = append(d.RemovePrefixes, portcullisPrefix)
 	d.Remove = append(d.Remove, headerAppCode, headerApigAppCode)
 	if c := d.Credential; c != nil {
