@@ -5,6 +5,8 @@
 FROM --platform=$BUILDPLATFORM golang:1.26 AS build
 ARG TARGETOS
 ARG TARGETARCH
+ARG VERSION=dev
+ARG COMMIT=unknown
 WORKDIR /src
 
 # Dependencies first, so a source change does not download modules again.
@@ -13,7 +15,7 @@ RUN go mod download
 
 COPY . .
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags='-s -w' -o /portcullis ./cmd/portcullis
+    go build -trimpath -ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" -o /portcullis ./cmd/portcullis
 
 FROM gcr.io/distroless/static:nonroot
 COPY --from=build /portcullis /portcullis

@@ -37,9 +37,18 @@ verify: generate manifests ## Fail when generated files or go.mod drift from wha
 	git diff --exit-code -- api config charts go.mod go.sum || { echo "generated files drifted: run 'make generate manifests' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- api config charts)" || { git status --porcelain -- api config charts; echo "untracked generated files: commit them"; exit 1; }
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+IMAGE   ?= portcullis:$(VERSION)
+
 .PHONY: build
-build: ## Build bin/portcullis.
-	$(GO) build -o $(BIN)/portcullis ./cmd/portcullis
+build: ## Build bin/portcullis (version and commit stamped in).
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/portcullis ./cmd/portcullis
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
 
 .PHONY: run
 run: build ## Serve config/samples from files with the sample authorizer, and print curl lines to try.

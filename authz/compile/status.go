@@ -69,3 +69,34 @@ func (s *Snapshot) Statuses() []ObjectStatus {
 	sortStatuses(out)
 	return out
 }
+
+// ReadyCount is how many objects of one kind are ready and not.
+type ReadyCount struct{ Ready, NotReady int }
+
+// ReadyCounts counts the objects by kind and Ready condition (for metrics; it walks every
+// object, without sorting).
+func (s *Snapshot) ReadyCounts() map[Kind]ReadyCount {
+	out := map[Kind]ReadyCount{KindCredential: {}, KindCustomAuthorizer: {}, KindAPIBinding: {}}
+	if s == nil || s.st == nil {
+		return out
+	}
+	count := func(k Kind, st *ObjectStatus) {
+		c := out[k]
+		ready := false
+		for _, cond := range st.Conditions {
+			if cond.Type == "Ready" {
+				ready = cond.Status == "True"
+			}
+		}
+		if ready {
+			c.Ready++
+		} else {
+			c.NotReady++
+		}
+		out[k] = c
+	}
+	s.st.creds.Range(func(_ types.NamespacedName, e *credEntry) bool { count(KindCredential, &e.status); return true })
+	s.st.authz.Range(func(_ types.NamespacedName, e *authzEntry) bool { count(KindCustomAuthorizer, &e.status); return true })
+	s.st.binds.Range(func(_ types.NamespacedName, e *bindEntry) bool { count(KindAPIBinding, &e.status); return true })
+	return out
+}

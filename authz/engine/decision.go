@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"time"
 	"unicode/utf8"
 
 	"github.com/portcullis-dev/portcullis/authz/compile"
@@ -101,6 +102,9 @@ type Decision struct {
 	Custom     Factor
 	Degraded   bool
 	Cached     bool
+	// AuthorizerTime is how long the custom authorizer took to answer (zero when it was not
+	// asked).
+	AuthorizerTime time.Duration
 }
 
 // Allowed reports whether the request may go upstream.

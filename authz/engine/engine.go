@@ -171,10 +171,12 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 		if e.MaxBodyBytes > 0 && int64(len(body)) > e.MaxBodyBytes {
 			body = body[:e.MaxBodyBytes]
 		}
+		start := time.Now()
 		res, err := e.Authorizer.Authorize(ctx, authorizer.Call{
 			Authorizer: b.Authorizer, Binding: b, Credential: d.Credential, Identity: ids,
 			Method: r.Method, Path: path, Body: body, RequestID: d.RequestID, SourceIP: sourceString(r.Source),
 		})
+		d.AuthorizerTime = time.Since(start)
 		if err != nil {
 			var ae *authorizer.Error
 			if errors.As(err, &ae) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -30,8 +31,9 @@ type Decider interface {
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	Engine Decider
-	// Observe, when set, is called with every request and its decision (metrics, logs).
-	Observe func(r *engine.Request, d *engine.Decision)
+	// Observe, when set, is called with every request, its decision and the time taken
+	// (metrics, logs).
+	Observe func(r *engine.Request, d *engine.Decision, took time.Duration)
 }
 
 // NewGRPCServer returns a gRPC server with the Authorization service, the standard health
@@ -47,10 +49,11 @@ func NewGRPCServer(s *Server, opts ...grpc.ServerOption) (*grpc.Server, *health.
 
 // Check answers one CheckRequest.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := time.Now()
 	r := Convert(req)
 	d := s.Engine.Decide(ctx, &r)
 	if s.Observe != nil {
-		s.Observe(&r, &d)
+		s.Observe(&r, &d, time.Since(start))
 	}
 	return Response(&r, &d), nil
 }

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portcullis-dev/portcullis/authz/engine"
 )
@@ -32,8 +33,8 @@ type Handler struct {
 	// MaxBodyBytes bounds the body read when the request itself is the one to decide (Envoy
 	// HTTP ext_authz with with_request_body); 0 reads no body.
 	MaxBodyBytes int64
-	// Observe, when set, is called with every request and its decision.
-	Observe func(r *engine.Request, d *engine.Decision)
+	// Observe, when set, is called with every request, its decision and the time taken.
+	Observe func(r *engine.Request, d *engine.Decision, took time.Duration)
 }
 
 // hop-by-hop and forward-auth headers that describe the auth subrequest, not the original.
@@ -45,10 +46,11 @@ var skip = map[string]bool{
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
 	r := h.Convert(req)
 	d := h.Engine.Decide(req.Context(), &r)
 	if h.Observe != nil {
-		h.Observe(&r, &d)
+		h.Observe(&r, &d, time.Since(start))
 	}
 	out := w.Header()
 	if d.Allowed() {

@@ -13,11 +13,13 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/portcullis-dev/portcullis/authz/authorizer"
 	"github.com/portcullis-dev/portcullis/authz/engine"
 	"github.com/portcullis-dev/portcullis/authz/extauthz"
 	"github.com/portcullis-dev/portcullis/authz/httpauth"
+	"github.com/portcullis-dev/portcullis/authz/observe"
 	"github.com/portcullis-dev/portcullis/controllers"
 )
 
@@ -27,23 +29,30 @@ type frontends struct {
 	maxClockSkew       time.Duration
 	maxBodyBytes       int64
 	trusted            []netip.Prefix
+	logDecisions       bool
 	log                logr.Logger
 }
 
 func (f frontends) run(ctx context.Context, policy *controllers.Policy) error {
+	client := authorizer.New(authorizer.Options{})
+	defer client.CloseIdleConnections()
 	eng := &engine.Engine{
 		Snapshot:     policy.Snapshot,
-		Authorizer:   authorizer.New(authorizer.Options{}),
+		Authorizer:   client,
 		MaxClockSkew: f.maxClockSkew,
 		MaxBodyBytes: f.maxBodyBytes,
+	}
+	obs, err := observe.New(metrics.Registry, client, policy.Snapshot, f.log, f.logDecisions)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
 	}
 	grpcLn, err := net.Listen("tcp", f.grpcAddr)
 	if err != nil {
 		return fmt.Errorf("--grpc-addr: %w", err)
 	}
-	gs, health := extauthz.NewGRPCServer(&extauthz.Server{Engine: eng})
+	gs, health := extauthz.NewGRPCServer(&extauthz.Server{Engine: eng, Observe: obs.For("grpc")})
 	health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	hs := &httpauth.Handler{Engine: eng, TrustedProxies: f.trusted, MaxBodyBytes: f.maxBodyBytes}
+	hs := &httpauth.Handler{Engine: eng, TrustedProxies: f.trusted, MaxBodyBytes: f.maxBodyBytes, Observe: obs.For("http")}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -9,11 +9,16 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time:
+// -ldflags "-X main.version=v0.1.0 -X main.commit=$(git rev-parse --short HEAD)".
+var (
+	version = "dev"
+	commit  = ""
+)
 
 func main() {
 	if len(os.Args) < 2 {
@@ -65,9 +70,19 @@ Run "portcullis <command> -h" for the flags of a command.
 }
 
 func versionString() string {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
+	v, c := version, commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && c == "" && len(s.Value) >= 7 {
+				c = s.Value[:7]
+			}
+		}
 	}
-	return "portcullis " + v
+	if c == "" {
+		c = "unknown"
+	}
+	return fmt.Sprintf("portcullis %s (commit %s, %s)", v, c, runtime.Version())
 }

@@ -40,6 +40,7 @@ type serveOptions struct {
 	maxClockSkew       time.Duration
 	maxBodyBytes       int64
 	trustedProxies     string
+	logDecisions       bool
 }
 
 func serve(args []string) error {
@@ -62,6 +63,7 @@ func serve(args []string) error {
 	fs.StringVar(&o.httpAddr, "http-addr", ":9002", "address of the HTTP forward-auth endpoint (ingress-nginx, Traefik, Caddy, Envoy HTTP ext_authz)")
 	fs.DurationVar(&o.maxClockSkew, "max-clock-skew", 15*time.Minute, "how far X-Sdk-Date of a signed request may be from this server's clock")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", 64<<10, "largest request body read by the HTTP endpoint and sent to an authorizer with sendBody: true (longer bodies are cut)")
+	fs.BoolVar(&o.logDecisions, "log-decisions", false, "log every decision (request id, method, host, path, binding, code, credential; never header values, secrets or AppCodes)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxy-cidrs", "127.0.0.0/8,::1/128", "comma-separated CIDRs of proxies whose X-Forwarded-For gives the client address (HTTP endpoint)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -90,7 +92,7 @@ func serve(args []string) error {
 	}
 	fe := frontends{
 		grpcAddr: o.grpcAddr, httpAddr: o.httpAddr, maxClockSkew: o.maxClockSkew,
-		maxBodyBytes: o.maxBodyBytes, trusted: trusted, log: log.WithName("decide"),
+		maxBodyBytes: o.maxBodyBytes, trusted: trusted, logDecisions: o.logDecisions, log: log.WithName("decide"),
 	}
 	g.Go(func() error { return fe.run(ctx, policy) })
 

@@ -64,3 +64,49 @@ Image reference; the tag defaults to the chart's appVersion.
 {{- define "portcullis.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{/*
+Affinity of the pods: .Values.affinity, plus the podAntiAffinity that podAntiAffinity.mode
+asks for unless .Values.affinity brings its own. Empty when there is nothing to say.
+*/}}
+{{- define "portcullis.affinity" -}}
+{{- $affinity := deepCopy (.Values.affinity | default dict) -}}
+{{- $mode := .Values.podAntiAffinity.mode -}}
+{{- if and $mode (not (hasKey $affinity "podAntiAffinity")) -}}
+{{- $term := dict "topologyKey" .Values.podAntiAffinity.topologyKey "labelSelector" (dict "matchLabels" (include "portcullis.selectorLabels" . | fromYaml)) -}}
+{{- if eq $mode "hard" -}}
+{{- $_ := set $affinity "podAntiAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (list $term)) -}}
+{{- else -}}
+{{- $_ := set $affinity "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term))) -}}
+{{- end -}}
+{{- end -}}
+{{- if $affinity -}}
+{{- toYaml $affinity -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+True (non-empty) when more than one replica can run, i.e. a PodDisruptionBudget makes sense.
+*/}}
+{{- define "portcullis.multiReplica" -}}
+{{- if or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+RBAC rules for the namespaces Portcullis watches (a ClusterRole, or a Role in watchNamespace).
+*/}}
+{{- define "portcullis.watchRules" -}}
+# The three Portcullis kinds: every replica watches them and builds its own snapshot.
+- apiGroups: ["auth.portcullis.dev"]
+  resources: ["credentials", "customauthorizers", "apibindings"]
+  verbs: ["get", "list", "watch"]
+# Conditions, written by the elected replica only.
+- apiGroups: ["auth.portcullis.dev"]
+  resources: ["credentials/status", "customauthorizers/status", "apibindings/status"]
+  verbs: ["get", "update", "patch"]
+# Key material; only Secrets labelled auth.portcullis.dev/credential: "true" are cached, but
+# RBAC cannot select by label.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+{{- end -}}

@@ -1,0 +1,160 @@
+// Package observe turns decisions, the authorizer client's counters and the published
+// snapshot into Prometheus metrics with bounded labels, and optionally logs every decision
+// (never a header value, secret, AppCode or signature).
+package observe
+
+import (
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis-dev/portcullis/authz/authorizer"
+	"github.com/portcullis-dev/portcullis/authz/compile"
+	"github.com/portcullis-dev/portcullis/authz/engine"
+)
+
+// Observer records decisions.
+type Observer struct {
+	decisions    *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	authzLatency prometheus.Histogram
+	log          logr.Logger
+	logDecisions bool
+}
+
+var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+// New registers the metrics with reg. client and snapshot may be nil (no authorizer or
+// snapshot metrics then). With logDecisions, every decision is logged at info level.
+func New(reg prometheus.Registerer, client *authorizer.Client, snapshot func() *compile.Snapshot, log logr.Logger, logDecisions bool) (*Observer, error) {
+	o := &Observer{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_decisions_total",
+			Help: "Decisions by APIBinding (\"<ns>/<name>\", empty when no route matched) and code (ALLOW or the error_code).",
+		}, []string{"binding", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portcullis_decision_duration_seconds",
+			Help:    "Time to decide a request, from the front-end's point of view, by front-end (grpc, http).",
+			Buckets: latencyBuckets,
+		}, []string{"frontend"}),
+		authzLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "portcullis_authorizer_call_duration_seconds",
+			Help:    "Time the custom authorizer took to answer a decision that was not answered from the cache.",
+			Buckets: latencyBuckets,
+		}),
+		log:          log,
+		logDecisions: logDecisions,
+	}
+	cs := []prometheus.Collector{o.decisions, o.latency, o.authzLatency}
+	if client != nil {
+		cs = append(cs, &clientCollector{client: client})
+	}
+	if snapshot != nil {
+		cs = append(cs, &snapshotCollector{snapshot: snapshot})
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range engine.Codes() {
+		o.decisions.WithLabelValues("", c.String()) // every code visible from the start
+	}
+	return o, nil
+}
+
+// For returns the function a front-end calls after each decision.
+func (o *Observer) For(frontend string) func(r *engine.Request, d *engine.Decision, took time.Duration) {
+	latency := o.latency.WithLabelValues(frontend)
+	return func(r *engine.Request, d *engine.Decision, took time.Duration) {
+		binding := ""
+		if d.Route != nil {
+			binding = d.Route.Binding.Ref
+		}
+		code := "ALLOW"
+		if !d.Allowed() {
+			code = d.Code.String()
+		}
+		o.decisions.WithLabelValues(binding, code).Inc()
+		latency.Observe(took.Seconds())
+		if d.AuthorizerTime > 0 && !d.Cached {
+			o.authzLatency.Observe(d.AuthorizerTime.Seconds())
+		}
+		if o.logDecisions {
+			o.logDecision(frontend, r, d, binding, code, took)
+		}
+	}
+}
+
+func (o *Observer) logDecision(frontend string, r *engine.Request, d *engine.Decision, binding, code string, took time.Duration) {
+	path, _, _ := strings.Cut(r.Target, "?") // the query may carry identity values
+	kv := []any{"frontend", frontend, "requestId", d.RequestID, "method", r.Method, "host", r.Authority, "path", path,
+		"binding", binding, "code", code, "app", d.App.String(), "custom", d.Custom.String(), "took", took}
+	if d.Credential != nil {
+		kv = append(kv, "credential", d.Credential.Ref)
+	}
+	if d.Custom == engine.FactorPassed {
+		kv = append(kv, "cached", d.Cached, "degraded", d.Degraded)
+	}
+	if r.Source.IsValid() {
+		kv = append(kv, "source", r.Source.String())
+	}
+	if !d.Allowed() {
+		kv = append(kv, "status", d.Status(), "reason", d.Message)
+	}
+	o.log.Info("Decision", kv...)
+}
+
+// clientCollector reads the authorizer client's counters at scrape time.
+type clientCollector struct{ client *authorizer.Client }
+
+var (
+	descCalls     = prometheus.NewDesc("portcullis_authorizer_calls_total", "Custom authorizer calls by outcome (allow, deny, or the failure reason).", []string{"outcome"}, nil)
+	descHits      = prometheus.NewDesc("portcullis_authorizer_cache_hits_total", "Decisions answered from the authorizer result cache.", nil, nil)
+	descMisses    = prometheus.NewDesc("portcullis_authorizer_cache_misses_total", "Decisions not answered from the cache (concurrent misses on one key share one call).", nil, nil)
+	descEvictions = prometheus.NewDesc("portcullis_authorizer_cache_evictions_total", "Cache entries dropped to respect an authorizer's maxEntries.", nil, nil)
+	descEntries   = prometheus.NewDesc("portcullis_authorizer_cache_entries", "Answers held in the authorizer result cache.", nil, nil)
+	descDegraded  = prometheus.NewDesc("portcullis_authorizer_degraded_total", "Authorizer failures turned into allows by failurePolicy: Allow.", nil, nil)
+	descAge       = prometheus.NewDesc("portcullis_snapshot_age_seconds", "Time since the published policy snapshot was built (grows while no change arrives, e.g. when the API server is unreachable).", nil, nil)
+	descObjects   = prometheus.NewDesc("portcullis_objects", "Objects in the published snapshot by kind and Ready condition.", []string{"kind", "ready"}, nil)
+)
+
+func (c *clientCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descCalls, descHits, descMisses, descEvictions, descEntries, descDegraded} {
+		ch <- d
+	}
+}
+
+func (c *clientCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.client.Stats()
+	for _, o := range authorizer.Outcomes {
+		ch <- prometheus.MustNewConstMetric(descCalls, prometheus.CounterValue, float64(s.Calls[o]), o)
+	}
+	ch <- prometheus.MustNewConstMetric(descHits, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(descMisses, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(descEvictions, prometheus.CounterValue, float64(s.Evictions))
+	ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(s.Entries))
+	ch <- prometheus.MustNewConstMetric(descDegraded, prometheus.CounterValue, float64(s.Degraded))
+}
+
+// snapshotCollector reads the published snapshot at scrape time.
+type snapshotCollector struct{ snapshot func() *compile.Snapshot }
+
+func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descAge
+	ch <- descObjects
+}
+
+func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.snapshot()
+	if s == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, time.Since(s.BuiltAt).Seconds())
+	for kind, n := range s.ReadyCounts() {
+		ch <- prometheus.MustNewConstMetric(descObjects, prometheus.GaugeValue, float64(n.Ready), kind.String(), "true")
+		ch <- prometheus.MustNewConstMetric(descObjects, prometheus.GaugeValue, float64(n.NotReady), kind.String(), "false")
+	}
+}
