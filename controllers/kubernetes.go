@@ -79,8 +79,8 @@ func stripMetadata(in any) (any, error) {
 }
 
 // SetupKubernetes adds to mgr the aggregate reconciler that feeds policy from the informer
-// cache (on every replica) and the status writer (on the elected one).
-func SetupKubernetes(mgr manager.Manager, policy *Policy) error {
+// cache (on every replica) and the status writer (on the elected one), which it returns.
+func SetupKubernetes(mgr manager.Manager, policy *Policy) (*StatusWriter, error) {
 	r := &reconciler{policy: policy}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("policy").
@@ -97,10 +97,10 @@ func SetupKubernetes(mgr manager.Manager, policy *Policy) error {
 		return nil
 	}))
 	if err := b.Complete(r); err != nil {
-		return err
+		return nil, err
 	}
 	w := NewStatusWriter(mgr.GetClient(), mgr.GetAPIReader(), policy, mgr.GetLogger().WithName("status"))
-	return mgr.Add(w)
+	return w, mgr.Add(w)
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -26,6 +26,7 @@ import (
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
 	"github.com/portcullis-dev/portcullis/authz/compile"
+	"github.com/portcullis-dev/portcullis/authz/engine"
 	"github.com/portcullis-dev/portcullis/controllers"
 )
 
@@ -73,7 +74,7 @@ func runEnv(m *testing.M) int {
 	}
 	policy = controllers.NewPolicy(ctrl.Log.WithName("policy"))
 	probes = controllers.ProbeHandler(policy)
-	if err := controllers.SetupKubernetes(mgr, policy); err != nil {
+	if _, err := controllers.SetupKubernetes(mgr, policy); err != nil {
 		fmt.Fprintln(os.Stderr, "setup:", err)
 		return 1
 	}
@@ -447,7 +448,7 @@ func TestUnlabelledSecretIsInvisible(t *testing.T) {
 
 // replica starts another Portcullis replica (its own manager, cache and policy) against the
 // test cluster, as a second pod would.
-func replica(t *testing.T, leaderElect bool) (*controllers.Policy, ctrl.Manager) {
+func replica(t *testing.T, leaderElect bool) (*controllers.Policy, ctrl.Manager, *controllers.StatusWriter) {
 	t.Helper()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  controllers.Scheme(),
@@ -467,7 +468,8 @@ func replica(t *testing.T, leaderElect bool) (*controllers.Policy, ctrl.Manager)
 		t.Fatal(err)
 	}
 	p := controllers.NewPolicy(ctrl.Log.WithName("replica"))
-	if err := controllers.SetupKubernetes(mgr, p); err != nil {
+	w, err := controllers.SetupKubernetes(mgr, p)
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -479,7 +481,7 @@ func replica(t *testing.T, leaderElect bool) (*controllers.Policy, ctrl.Manager)
 			t.Errorf("replica stopped with %v", err)
 		}
 	})
-	return p, mgr
+	return p, mgr, w
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -496,7 +498,7 @@ func TestReadinessNeverLies(t *testing.T) {
 	// The cluster has them all (the main replica sees them) before the new replica starts.
 	wantRoute(t, fmt.Sprintf("h%d.%s.example.com", n-1, ns), "/", fmt.Sprintf("%s/b%d", ns, n-1))
 
-	p, _ := replica(t, false)
+	p, _, _ := replica(t, false)
 	h := controllers.ProbeHandler(p)
 	sawNotReady := false
 	deadline := time.Now().Add(30 * time.Second)
@@ -527,37 +529,65 @@ func TestReadinessNeverLies(t *testing.T) {
 	}
 }
 
-// TestEveryReplicaBuilds: with leader election, two replicas both serve a complete snapshot;
-// only one of them is elected (and so writes status).
+// TestEveryReplicaBuilds: with leader election, two replicas both serve the same
+// decisions; only the elected one writes status.
 func TestEveryReplicaBuilds(t *testing.T) {
 	ns := namespace(t)
 	host := ns + ".example.com"
-	create(t, binding(ns, "api", host, "/", func(s *authv1alpha1.APIBindingSpec) { s.Anonymous = true }))
-	p1, m1 := replica(t, true)
-	p2, m2 := replica(t, true)
+	create(t, binding(ns, "api", host, "/", func(s *authv1alpha1.APIBindingSpec) { s.Anonymous = true }),
+		binding(ns, "closed", host, "/closed", func(s *authv1alpha1.APIBindingSpec) {
+			s.CustomAuthorizer = &authv1alpha1.LocalObjectReference{Name: "missing"}
+		}))
+	p1, m1, w1 := replica(t, true)
+	p2, m2, w2 := replica(t, true)
 	for _, p := range []*controllers.Policy{p1, p2} {
 		eventually(t, "replica snapshot", func() error {
 			if !p.Ready() {
 				return fmt.Errorf("not ready")
 			}
-			if p.Snapshot().Lookup(host, "/", compile.MethodGET) == nil {
+			if p.Snapshot().Lookup(host, "/closed", compile.MethodGET) == nil {
 				return fmt.Errorf("no route for %s", host)
 			}
 			return nil
 		})
 	}
+	for _, path := range []string{"/", "/x", "/closed", "/closed/y"} {
+		var got []string
+		for _, p := range []*controllers.Policy{p1, p2} {
+			e := &engine.Engine{Snapshot: p.Snapshot}
+			d := e.Decide(context.Background(), &engine.Request{Method: "GET", Authority: host, Target: path})
+			got = append(got, d.Code.String())
+		}
+		if got[0] != got[1] {
+			t.Errorf("%s: the replicas decide %q and %q", path, got[0], got[1])
+		}
+	}
+	var leader, follower *controllers.StatusWriter
 	eventually(t, "one leader", func() error {
-		elected := 0
-		for _, m := range []ctrl.Manager{m1, m2} {
+		var elected []*controllers.StatusWriter
+		for i, m := range []ctrl.Manager{m1, m2} {
 			select {
 			case <-m.Elected():
-				elected++
+				elected = append(elected, []*controllers.StatusWriter{w1, w2}[i])
 			default:
 			}
 		}
-		if elected != 1 {
-			return fmt.Errorf("%d replicas elected", elected)
+		if len(elected) != 1 {
+			return fmt.Errorf("%d replicas elected", len(elected))
+		}
+		leader, follower = elected[0], w1
+		if leader == w1 {
+			follower = w2
 		}
 		return nil
 	})
+	eventually(t, "the leader handles statuses", func() error {
+		if leader.Attempts() == 0 {
+			return fmt.Errorf("no status handled yet")
+		}
+		return nil
+	})
+	if n := follower.Attempts(); n != 0 {
+		t.Errorf("the replica that is not elected handled %d statuses", n)
+	}
 }

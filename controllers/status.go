@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -27,6 +28,8 @@ type StatusWriter struct {
 	reader client.Reader // reads past the cache after a conflict
 	policy *Policy
 	log    logr.Logger
+
+	attempts atomic.Uint64 // statuses this writer looked at (written or found unchanged)
 
 	mu      sync.Mutex
 	active  bool
@@ -57,6 +60,10 @@ func (w *StatusWriter) signal() {
 	default:
 	}
 }
+
+// Attempts counts the statuses this writer has handled (written, unchanged, gone or failed);
+// it stays 0 on a replica that is never elected.
+func (w *StatusWriter) Attempts() uint64 { return w.attempts.Load() }
 
 // NeedLeaderElection makes the manager start the writer on the elected replica only.
 func (w *StatusWriter) NeedLeaderElection() bool { return true }
@@ -96,6 +103,7 @@ func (w *StatusWriter) Start(ctx context.Context) error {
 				return nil
 			}
 			result, err := w.write(ctx, st)
+			w.attempts.Add(1)
 			statusWrites.WithLabelValues(result).Inc()
 			if err != nil {
 				w.log.Error(err, "Writing status failed; it is retried with the next build", "object", st.Key.String())

@@ -129,7 +129,7 @@ func serve(args []string) error {
 		if err != nil {
 			return fmt.Errorf("manager: %w", err)
 		}
-		if err := controllers.SetupKubernetes(mgr, policy); err != nil {
+		if _, err := controllers.SetupKubernetes(mgr, policy); err != nil {
 			return fmt.Errorf("controllers: %w", err)
 		}
 		log.Info("Serving policies from Kubernetes", "namespace", o.namespace, "leaderElect", o.leaderElect)
