@@ -8,6 +8,9 @@ export PATH := $(BIN):$(PATH)
 
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+HELM_VERSION ?= v3.22.0
+HELM := $(BIN)/helm-$(HELM_VERSION)
+export HELM
 ENVTEST_ASSETS := $(BIN)/k8s
 export KUBEBUILDER_ASSETS := $(ENVTEST_ASSETS)
 
@@ -58,8 +61,16 @@ run: build ## Serve config/samples from files with the sample authorizer, and pr
 envtest: ## Build kube-apiserver and etcd into bin/k8s (once).
 	hack/setup-envtest.sh $(ENVTEST_ASSETS)
 
+.PHONY: helm
+helm: $(HELM) ## Install helm into bin/ (the chart tests run it).
+
+$(HELM):
+	mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(BIN)/helm $@
+
 .PHONY: test
-test: envtest ## Unit, golden and envtest integration tests, with the race detector.
+test: envtest helm ## Unit, golden, chart and envtest integration tests, with the race detector.
 	$(GO) test $(TEST_FLAGS) ./...
 
 BENCH_COUNT ?= 3
