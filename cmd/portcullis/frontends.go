@@ -34,7 +34,21 @@ type frontends struct {
 }
 
 func (f frontends) run(ctx context.Context, policy *controllers.Policy) error {
-	client := authorizer.New(authorizer.Options{})
+	tracing, err := observe.TracingFromEnv(ctx, version)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tracing.Shutdown(sctx)
+	}()
+	var transport http.RoundTripper
+	if tracing.Enabled() {
+		transport = tracing.Transport(authorizer.NewTransport())
+		f.log.Info("Tracing Check calls, forward-auth requests and authorizer calls with OpenTelemetry")
+	}
+	client := authorizer.New(authorizer.Options{Transport: transport})
 	defer client.CloseIdleConnections()
 	eng := &engine.Engine{
 		Snapshot:     policy.Snapshot,
@@ -50,7 +64,7 @@ func (f frontends) run(ctx context.Context, policy *controllers.Policy) error {
 	if err != nil {
 		return fmt.Errorf("--grpc-addr: %w", err)
 	}
-	gs, health := extauthz.NewGRPCServer(&extauthz.Server{Engine: eng, Observe: obs.For("grpc")})
+	gs, health := extauthz.NewGRPCServer(&extauthz.Server{Engine: eng, Observe: obs.For("grpc")}, tracing.GRPC...)
 	health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	hs := &httpauth.Handler{Engine: eng, TrustedProxies: f.trusted, MaxBodyBytes: f.maxBodyBytes, Observe: obs.For("http")}
 
@@ -61,7 +75,11 @@ func (f frontends) run(ctx context.Context, policy *controllers.Policy) error {
 		}
 		return nil
 	})
-	g.Go(func() error { return controllers.ListenAndServe(ctx, f.httpAddr, hs) })
+	var hh http.Handler = hs
+	if tracing.Enabled() {
+		hh = tracing.HTTP(hs)
+	}
+	g.Go(func() error { return controllers.ListenAndServe(ctx, f.httpAddr, hh) })
 	g.Go(func() error {
 		// The gRPC health service follows readiness, as /readyz does.
 		t := time.NewTicker(100 * time.Millisecond)
@@ -106,5 +124,3 @@ func parseCIDRs(s string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
-
-var _ http.Handler = (*httpauth.Handler)(nil)
