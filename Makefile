@@ -37,6 +37,7 @@ verify: generate manifests ## Fail when generated files or go.mod drift from wha
 	$(GO) mod tidy
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$unformatted" || { echo "gofmt needed: $$unformatted"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/...
 	git diff --exit-code -- api config charts go.mod go.sum || { echo "generated files drifted: run 'make generate manifests' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- api config charts)" || { git status --porcelain -- api config charts; echo "untracked generated files: commit them"; exit 1; }
 
@@ -74,6 +75,10 @@ test: envtest helm ## Unit, golden, chart and envtest integration tests, with th
 	$(GO) test $(TEST_FLAGS) ./...
 
 BENCH_COUNT ?= 3
+
+.PHONY: test-e2e
+test-e2e: envtest build ## nginx auth_request -> Portcullis (out of cluster) -> kube-apiserver, end to end (needs nginx, kubectl).
+	$(GO) test -tags e2e -count=1 -v -timeout=3m ./test/e2e/
 
 .PHONY: bench
 bench: ## Benchmarks with figures against their targets (compile at 10k bindings / 100k credentials).

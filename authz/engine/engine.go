@@ -197,6 +197,12 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	return d
 }
 
+// Deny is the decision for a request a front-end refuses before the engine sees it (with the
+// request id the engine would have given it).
+func Deny(r *Request, c Code, msg string) Decision {
+	return deny(Decision{RequestID: requestID(r)}, c, msg)
+}
+
 func deny(d Decision, c Code, msg string) Decision {
 	d.Code, d.Message = c, msg
 	return d

@@ -8,6 +8,8 @@ package httpauth
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -24,9 +26,38 @@ type Decider interface {
 	Decide(ctx context.Context, r *engine.Request) engine.Decision
 }
 
+// Mode says which headers carry the original request.
+type Mode string
+
+// Modes.
+const (
+	// ModeAuto reads X-Forwarded-Method/-Uri (Traefik, Caddy) or X-Original-Method/-URI/-URL
+	// (nginx, ingress-nginx), else the request itself; a request carrying both families is
+	// ambiguous (a client may have added one the proxy does not set) and gets 400.
+	ModeAuto Mode = "auto"
+	// ModeForwarded reads only X-Forwarded-* (the proxy sets them; X-Original-* are ignored).
+	ModeForwarded Mode = "forwarded"
+	// ModeOriginal reads only X-Original-* (X-Forwarded-Method/-Uri are ignored).
+	ModeOriginal Mode = "original"
+	// ModeNone decides the request itself (Envoy's HTTP ext_authz); forwarding headers are
+	// ignored.
+	ModeNone Mode = "none"
+)
+
+// ParseMode checks a --forward-auth-headers value.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeAuto, ModeForwarded, ModeOriginal, ModeNone:
+		return m, nil
+	}
+	return "", fmt.Errorf("%q is not auto, forwarded, original or none", s)
+}
+
 // Handler is the forward-auth endpoint (any path).
 type Handler struct {
 	Engine Decider
+	// Mode selects the headers that carry the original request (default ModeAuto).
+	Mode Mode
 	// TrustedProxies are the peers whose X-Forwarded-For is believed for the client address
 	// (allowedCIDRs); from any other peer, the peer's own address is the client.
 	TrustedProxies []netip.Prefix
@@ -47,8 +78,13 @@ var skip = map[string]bool{
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
-	r := h.Convert(req)
-	d := h.Engine.Decide(req.Context(), &r)
+	r, err := h.Convert(req)
+	var d engine.Decision
+	if err != nil {
+		d = engine.Deny(&r, engine.CodeRequestParametersFailure, err.Error())
+	} else {
+		d = h.Engine.Decide(req.Context(), &r)
+	}
 	if h.Observe != nil {
 		h.Observe(&r, &d, time.Since(start))
 	}
@@ -67,23 +103,56 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	_, _ = w.Write(d.Body())
 }
 
-// Convert reads the original request out of a forward-auth request.
-func (h *Handler) Convert(req *http.Request) engine.Request {
+// Convert reads the original request out of a forward-auth request. It fails when the
+// headers contradict each other (the request must then be denied, never guessed).
+func (h *Handler) Convert(req *http.Request) (engine.Request, error) {
 	r := engine.Request{Method: req.Method, Authority: req.Host, Target: req.URL.RequestURI()}
-	fwd := req.Header.Get("X-Forwarded-Uri") != "" || req.Header.Get("X-Forwarded-Method") != ""
-	orig := req.Header.Get("X-Original-Uri") != "" || req.Header.Get("X-Original-Method") != ""
+	get := req.Header.Get
+	fwd := get("X-Forwarded-Uri") != "" || get("X-Forwarded-Method") != ""
+	orig := get("X-Original-Uri") != "" || get("X-Original-Url") != "" || get("X-Original-Method") != ""
+	mode := h.Mode
+	if mode == "" {
+		mode = ModeAuto
+	}
+	switch mode {
+	case ModeForwarded:
+		orig = false
+	case ModeOriginal:
+		fwd = false
+	case ModeNone:
+		fwd, orig = false, false
+	}
+	var err error
 	switch {
+	case fwd && orig:
+		err = errors.New("the request carries both X-Forwarded-Method/-Uri and X-Original-Method/-URI/-URL; set --forward-auth-headers to the family your proxy sets")
 	case fwd:
-		r.Method = req.Header.Get("X-Forwarded-Method")
-		r.Target = req.Header.Get("X-Forwarded-Uri")
-		if v := req.Header.Get("X-Forwarded-Host"); v != "" {
+		r.Method = get("X-Forwarded-Method")
+		r.Target = get("X-Forwarded-Uri")
+		if v := get("X-Forwarded-Host"); v != "" {
 			r.Authority = v
 		}
 	case orig:
-		r.Method = req.Header.Get("X-Original-Method")
-		r.Target = req.Header.Get("X-Original-Uri")
-		if v := req.Header.Get("X-Forwarded-Host"); v != "" {
+		r.Method = get("X-Original-Method")
+		if r.Method == "" {
+			r.Method = req.Method
+		}
+		if v := get("X-Forwarded-Host"); v != "" {
 			r.Authority = v
+		}
+		r.Target = get("X-Original-Uri")
+		if u := get("X-Original-Url"); u != "" { // ingress-nginx: $scheme://$http_host$request_uri
+			host, target, ok := splitAbsoluteURL(u)
+			switch {
+			case !ok:
+				err = errors.New("X-Original-URL is not an absolute URL")
+			case get("X-Forwarded-Host") != "" && !strings.EqualFold(get("X-Forwarded-Host"), host):
+				err = errors.New("X-Original-URL and X-Forwarded-Host name different hosts")
+			case r.Target != "" && r.Target != target:
+				err = errors.New("X-Original-URL and X-Original-URI name different paths")
+			default:
+				r.Authority, r.Target = host, target
+			}
 		}
 	default:
 		// The request-target as sent (absolute-form targets reduced to path and query).
@@ -109,13 +178,31 @@ func (h *Handler) Convert(req *http.Request) engine.Request {
 	}
 	if len(req.TransferEncoding) > 0 {
 		r.Headers = append(r.Headers, engine.Header{Name: "transfer-encoding", Value: strings.Join(req.TransferEncoding, ",")})
-	} else if req.ContentLength > 0 && (fwd || orig) {
+	} else if req.ContentLength > 0 && (fwd || orig || err != nil) {
 		// The auth subrequest has no body of its own; the original's length is unknown.
 	} else if req.ContentLength > 0 {
 		r.Headers = append(r.Headers, engine.Header{Name: "content-length", Value: strconv.FormatInt(req.ContentLength, 10)})
 	}
 	r.Source = h.clientAddr(req)
-	return r
+	return r, err
+}
+
+// splitAbsoluteURL splits "scheme://host/path?query" into host and target without
+// re-encoding anything.
+func splitAbsoluteURL(u string) (host, target string, ok bool) {
+	_, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return "", "", false
+	}
+	i := strings.IndexAny(rest, "/?")
+	if i < 0 {
+		return rest, "/", rest != ""
+	}
+	host, target = rest[:i], rest[i:]
+	if target[0] == '?' {
+		target = "/" + target
+	}
+	return host, target, host != ""
 }
 
 // clientAddr is the peer, or, when the peer is a trusted proxy, the right-most address of

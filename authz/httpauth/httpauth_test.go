@@ -114,3 +114,47 @@ func TestServeHTTPAnswers(t *testing.T) {
 		t.Errorf("deny: %d %v %s", resp.StatusCode, resp.Header, buf)
 	}
 }
+
+// TestAmbiguousForwardingIsRefused: a client behind nginx adds X-Forwarded-* to get another
+// route decided (or behind Traefik adds X-Original-*); both families at once are refused, and
+// each mode reads only its own family.
+func TestAmbiguousForwardingIsRefused(t *testing.T) {
+	snap := enginetest.World(t, "", time.Now())
+	eng := &engine.Engine{Snapshot: func() *compile.Snapshot { return snap }}
+	tests := []struct {
+		name   string
+		mode   httpauth.Mode
+		header map[string]string
+		status int
+		code   string
+	}{
+		{"nginx plus a spoofed X-Forwarded-Uri", httpauth.ModeAuto,
+			map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/catalog/1", "X-Forwarded-Host": "api.example.com", "X-Forwarded-Uri": "/healthz", "X-Forwarded-Method": "GET"}, 400, "REQUEST_PARAMETERS_FAILURE"},
+		{"Traefik plus a spoofed X-Original-URI", httpauth.ModeAuto,
+			map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/catalog/1", "X-Forwarded-Host": "api.example.com", "X-Original-URI": "/healthz"}, 400, "REQUEST_PARAMETERS_FAILURE"},
+		{"original mode ignores X-Forwarded-Uri", httpauth.ModeOriginal,
+			map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/catalog/1", "X-Forwarded-Host": "api.example.com", "X-Forwarded-Uri": "/healthz"}, 401, "AUTH_HEADER_MISSING"},
+		{"forwarded mode ignores X-Original-URI", httpauth.ModeForwarded,
+			map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/catalog/1", "X-Forwarded-Host": "api.example.com", "X-Original-URI": "/healthz"}, 401, "AUTH_HEADER_MISSING"},
+		{"ingress-nginx X-Original-URL", httpauth.ModeAuto,
+			map[string]string{"X-Original-Method": "GET", "X-Original-URL": "https://api.example.com/catalog/1?x=1"}, 401, "AUTH_HEADER_MISSING"},
+		{"ingress-nginx with a spoofed X-Forwarded-Host", httpauth.ModeAuto,
+			map[string]string{"X-Original-Method": "GET", "X-Original-URL": "https://api.example.com/catalog/1", "X-Forwarded-Host": "public.example.com"}, 400, "REQUEST_PARAMETERS_FAILURE"},
+		{"none mode decides the request itself", httpauth.ModeNone,
+			map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/healthz", "X-Forwarded-Host": "api.example.com"}, 404, "ROUTE_NOT_FOUND"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &httpauth.Handler{Engine: eng, Mode: tt.mode}
+			req := httptest.NewRequest("GET", "http://portcullis.local/auth", nil)
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.status || rec.Header().Get("X-Portcullis-Error") != tt.code {
+				t.Errorf("%d %s: %s", rec.Code, rec.Header().Get("X-Portcullis-Error"), rec.Body)
+			}
+		})
+	}
+}

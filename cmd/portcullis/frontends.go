@@ -30,6 +30,7 @@ type frontends struct {
 	maxBodyBytes       int64
 	trusted            []netip.Prefix
 	logDecisions       bool
+	mode               httpauth.Mode
 	log                logr.Logger
 }
 
@@ -66,7 +67,7 @@ func (f frontends) run(ctx context.Context, policy *controllers.Policy) error {
 	}
 	gs, health := extauthz.NewGRPCServer(&extauthz.Server{Engine: eng, Observe: obs.For("grpc")}, tracing.GRPC...)
 	health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	hs := &httpauth.Handler{Engine: eng, TrustedProxies: f.trusted, MaxBodyBytes: f.maxBodyBytes, Observe: obs.For("http")}
+	hs := &httpauth.Handler{Engine: eng, Mode: f.mode, TrustedProxies: f.trusted, MaxBodyBytes: f.maxBodyBytes, Observe: obs.For("http")}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

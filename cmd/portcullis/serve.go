@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/portcullis-dev/portcullis/authz/httpauth"
 	"github.com/portcullis-dev/portcullis/controllers"
 )
 
@@ -41,6 +42,7 @@ type serveOptions struct {
 	maxBodyBytes       int64
 	trustedProxies     string
 	logDecisions       bool
+	forwardAuthHeaders string
 }
 
 func serve(args []string) error {
@@ -64,6 +66,7 @@ func serve(args []string) error {
 	fs.DurationVar(&o.maxClockSkew, "max-clock-skew", 15*time.Minute, "how far X-Sdk-Date of a signed request may be from this server's clock")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", 64<<10, "largest request body read by the HTTP endpoint and sent to an authorizer with sendBody: true (longer bodies are cut)")
 	fs.BoolVar(&o.logDecisions, "log-decisions", false, "log every decision (request id, method, host, path, binding, code, credential; never header values, secrets or AppCodes)")
+	fs.StringVar(&o.forwardAuthHeaders, "forward-auth-headers", "auto", "which headers carry the original request on the HTTP endpoint: auto (X-Forwarded-* or X-Original-*; both at once is refused), forwarded (Traefik, Caddy), original (nginx, ingress-nginx) or none (Envoy HTTP ext_authz: the request itself)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxy-cidrs", "127.0.0.0/8,::1/128", "comma-separated CIDRs of proxies whose X-Forwarded-For gives the client address (HTTP endpoint)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -84,6 +87,10 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--trusted-proxy-cidrs: %w", err)
 	}
+	mode, err := httpauth.ParseMode(o.forwardAuthHeaders)
+	if err != nil {
+		return fmt.Errorf("--forward-auth-headers: %w", err)
+	}
 	policy := controllers.NewPolicy(log.WithName("policy"))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return controllers.ListenAndServe(ctx, o.healthAddr, controllers.ProbeHandler(policy)) })
@@ -92,7 +99,7 @@ func serve(args []string) error {
 	}
 	fe := frontends{
 		grpcAddr: o.grpcAddr, httpAddr: o.httpAddr, maxClockSkew: o.maxClockSkew,
-		maxBodyBytes: o.maxBodyBytes, trusted: trusted, logDecisions: o.logDecisions, log: log.WithName("decide"),
+		maxBodyBytes: o.maxBodyBytes, trusted: trusted, logDecisions: o.logDecisions, mode: mode, log: log.WithName("decide"),
 	}
 	g.Go(func() error { return fe.run(ctx, policy) })
 
