@@ -98,23 +98,44 @@ func (w *StatusWriter) Start(ctx context.Context) error {
 		batch := w.pending
 		w.pending = map[compile.ObjectKey]compile.ObjectStatus{}
 		w.mu.Unlock()
-		for _, st := range batch {
-			if ctx.Err() != nil {
-				return nil
-			}
-			result, err := w.write(ctx, st)
-			w.attempts.Add(1)
-			statusWrites.WithLabelValues(result).Inc()
-			if err != nil {
-				w.log.Error(err, "Writing status failed; it is retried with the next build", "object", st.Key.String())
-				w.mu.Lock()
-				if _, newer := w.pending[st.Key]; !newer {
-					w.pending[st.Key] = st
-				}
-				w.mu.Unlock()
-			}
-		}
+		w.writeBatch(ctx, batch)
 	}
+}
+
+// statusWorkers bounds the status writes in flight: a cold start with 100,000 objects writes
+// them all, and one at a time that takes many minutes.
+const statusWorkers = 8
+
+func (w *StatusWriter) writeBatch(ctx context.Context, batch map[compile.ObjectKey]compile.ObjectStatus) {
+	work := make(chan compile.ObjectStatus)
+	var wg sync.WaitGroup
+	for range min(statusWorkers, len(batch)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for st := range work {
+				result, err := w.write(ctx, st)
+				w.attempts.Add(1)
+				statusWrites.WithLabelValues(result).Inc()
+				if err != nil && ctx.Err() == nil {
+					w.log.Error(err, "Writing status failed; it is retried with the next build", "object", st.Key.String())
+					w.mu.Lock()
+					if _, newer := w.pending[st.Key]; !newer {
+						w.pending[st.Key] = st
+					}
+					w.mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, st := range batch {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- st
+	}
+	close(work)
+	wg.Wait()
 }
 
 func newObject(k compile.Kind) client.Object {
