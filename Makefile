@@ -70,14 +70,22 @@ $(HELM):
 	GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	mv $(BIN)/helm $@
 
+.PHONY: nginx
+nginx: ## Install nginx from Debian if missing (the end-to-end test drives it).
+	@command -v nginx >/dev/null 2>&1 || { \
+	  echo ">> installing nginx (Debian package)"; \
+	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nginx >/dev/null; }
+
 .PHONY: test
-test: envtest helm ## Unit, golden, chart and envtest integration tests, with the race detector.
+test: envtest helm nginx ## Unit, golden, chart, envtest and nginx end-to-end tests, with the race detector.
 	$(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) --no-print-directory test-e2e
 
 BENCH_COUNT ?= 3
 
 .PHONY: test-e2e
-test-e2e: envtest build ## nginx auth_request -> Portcullis (out of cluster) -> kube-apiserver, end to end (needs nginx, kubectl).
+test-e2e: envtest build nginx ## nginx auth_request -> Portcullis (out of cluster) -> kube-apiserver, end to end (needs nginx, kubectl).
 	$(GO) test -tags e2e -count=1 -v -timeout=3m ./test/e2e/
 
 .PHONY: bench
