@@ -824,10 +824,16 @@ func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []strin
 			bd.Authorizer = ae.a
 		}
 	}
+	bd.StripHeaders = []string{HeaderAppCode, HeaderApigAppCode}
+	bd.StripPrefixes = []string{PortcullisPrefix}
 	if up := spec.Upstream; up != nil {
 		bd.ContextHeaderPrefix = strings.ToLower(up.ContextHeaderPrefix)
 		for _, h := range up.ContextHeaders {
 			bd.ContextHeaders = append(bd.ContextHeaders, ContextHeader{Context: h.Context, Header: strings.ToLower(h.Header)})
+			bd.StripHeaders = append(bd.StripHeaders, strings.ToLower(h.Header))
+		}
+		if bd.ContextHeaderPrefix != "" {
+			bd.StripPrefixes = append(bd.StripPrefixes, bd.ContextHeaderPrefix)
 		}
 	}
 	gen := obj.Generation

@@ -385,7 +385,7 @@ func validateBinding(spec *authv1alpha1.APIBindingSpec) string {
 		}
 	}
 	if up := spec.Upstream; up != nil {
-		if up.ContextHeaderPrefix != "" && (!headerRE.MatchString(up.ContextHeaderPrefix) || strings.HasPrefix(up.ContextHeaderPrefix, "x-portcullis-")) {
+		if up.ContextHeaderPrefix != "" && (!headerRE.MatchString(up.ContextHeaderPrefix) || strings.HasPrefix(up.ContextHeaderPrefix, PortcullisPrefix)) {
 			return fmt.Sprintf("upstream.contextHeaderPrefix %q must be a lower-case header name prefix not starting with x-portcullis-", up.ContextHeaderPrefix)
 		}
 		for i, ch := range up.ContextHeaders {
@@ -395,7 +395,7 @@ func validateBinding(spec *authv1alpha1.APIBindingSpec) string {
 			if !contextRE.MatchString(ch.Context) {
 				return fmt.Sprintf("upstream.contextHeaders: context key %q is invalid", ch.Context)
 			}
-			if !headerRE.MatchString(ch.Header) || strings.HasPrefix(ch.Header, "x-portcullis-") || reservedHeader(ch.Header) {
+			if !headerRE.MatchString(ch.Header) || strings.HasPrefix(ch.Header, PortcullisPrefix) || reservedHeader(ch.Header) {
 				return fmt.Sprintf("upstream.contextHeaders: header %q is not allowed", ch.Header)
 			}
 		}
@@ -405,7 +405,7 @@ func validateBinding(spec *authv1alpha1.APIBindingSpec) string {
 
 func reservedHeader(h string) bool {
 	switch h {
-	case "host", "authorization", "content-length", "transfer-encoding", "connection", "te", "upgrade", "x-app-code", "x-apig-appcode":
+	case "host", "authorization", "content-length", "transfer-encoding", "connection", "te", "upgrade", HeaderAppCode, HeaderApigAppCode:
 		return true
 	}
 	return false

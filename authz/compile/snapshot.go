@@ -125,7 +125,19 @@ type Binding struct {
 	// ContextHeaderPrefix and ContextHeaders map the authorizer context to upstream headers.
 	ContextHeaderPrefix string
 	ContextHeaders      []ContextHeader
+	// StripHeaders and StripPrefixes are the incoming headers an allowed request loses before
+	// it goes upstream, so a client cannot spoof what Portcullis asserts: the AppCode headers
+	// and the mapped context headers; x-portcullis-* and the context prefix. They are the
+	// same for every request of the binding, and shared: never modify them.
+	StripHeaders, StripPrefixes []string
 }
+
+// Headers Portcullis reads from clients or asserts upstream.
+const (
+	HeaderAppCode     = "x-app-code"
+	HeaderApigAppCode = "x-apig-appcode"
+	PortcullisPrefix  = "x-portcullis-"
+)
 
 // AppFactor is which credentials a binding accepts and how they may be presented.
 type AppFactor struct {

@@ -90,9 +90,11 @@ type Decision struct {
 	// overwrite semantics.
 	Upstream []Header
 	// Remove are incoming header names to strip before the request goes upstream (allow
-	// only): x-portcullis-*, the AppCode headers, mapped context headers.
+	// only): the AppCode headers and mapped context headers. Shared with the binding:
+	// read-only.
 	Remove []string
-	// RemovePrefixes are incoming header-name prefixes to strip (allow only).
+	// RemovePrefixes are incoming header-name prefixes to strip (allow only): x-portcullis-*
+	// and the context prefix. Read-only.
 	RemovePrefixes []string
 
 	// What was matched and concluded; nil/zero where not reached.

@@ -88,8 +88,8 @@ type Engine struct {
 // Header names Portcullis reads or owns.
 const (
 	headerAuthorization = "authorization"
-	headerAppCode       = "x-app-code"
-	headerApigAppCode   = "x-apig-appcode"
+	headerAppCode       = compile.HeaderAppCode
+	headerApigAppCode   = compile.HeaderApigAppCode
 	headerRequestID     = "x-request-id"
 	headerSdkDate       = "x-sdk-date"
 
@@ -97,7 +97,7 @@ const (
 	HeaderAppKey     = "x-portcullis-app-key"
 	HeaderDegraded   = "x-portcullis-degraded"
 	HeaderError      = "x-portcullis-error"
-	portcullisPrefix = "x-portcullis-"
+	portcullisPrefix = compile.PortcullisPrefix
 )
 
 // Messages: fixed, safe to show a client. Unknown keys and bad signatures share one.
@@ -112,6 +112,10 @@ const (
 	msgCancelled      = "the request was cancelled before it was decided"
 	msgRepeatedHeader = "the request repeats or mixes credential headers"
 )
+
+// maxAppCodeLen is the longest AppCode a Secret may hold (DESIGN.md §2); a longer one
+// cannot match and is not hashed.
+const maxAppCodeLen = 180
 
 var dummySecret = func() []byte {
 	b := make([]byte, 32)
@@ -258,7 +262,11 @@ func (e *Engine) firstFactor(s *compile.Snapshot, r *Request, rawPath, rawQuery 
 		if code == "" {
 			code, _ = r.Header(headerApigAppCode)
 		}
-		cred = s.CredentialByAppCode(sha256.Sum256([]byte(code)))
+		if len(code) > maxAppCodeLen {
+			return CodeAuthFailure, msgBadCredential
+		}
+		var buf [maxAppCodeLen]byte
+		cred = s.CredentialByAppCode(sha256.Sum256(append(buf[:0], code...)))
 		if cred == nil {
 			return CodeAuthFailure, msgBadCredential
 		}
@@ -373,21 +381,12 @@ func cookieValue(r *Request, name string) string {
 // strip so a client cannot spoof them.
 func upstream(d *Decision, b *compile.Binding, kvs []authorizer.KV) {
 	d.Upstream = make([]Header, 0, 3+len(kvs)*(1+len(b.ContextHeaders)))
-	d.Remove = make([]string, 0, 2+len(b.ContextHeaders))
-	d.RemovePrefixes = make([]string, 0, 2)
-	d.RemovePrefixes = append(d.RemovePrefixes, portcullisPrefix)
-	d.Remove = append(d.Remove, headerAppCode, headerApigAppCode)
+	d.Remove, d.RemovePrefixes = b.StripHeaders, b.StripPrefixes
 	if c := d.Credential; c != nil {
 		d.Upstream = append(d.Upstream, Header{HeaderCredential, c.Ref}, Header{HeaderAppKey, c.AppKey})
 	}
 	if d.Degraded {
 		d.Upstream = append(d.Upstream, Header{HeaderDegraded, "true"})
-	}
-	if b.ContextHeaderPrefix != "" {
-		d.RemovePrefixes = append(d.RemovePrefixes, b.ContextHeaderPrefix)
-	}
-	for _, m := range b.ContextHeaders {
-		d.Remove = append(d.Remove, m.Header)
 	}
 	for _, kv := range kvs {
 		if b.ContextHeaderPrefix != "" {
