@@ -31,7 +31,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	kjson "sigs.k8s.io/json"
 	sigsyaml "sigs.k8s.io/yaml"
 
@@ -752,12 +751,6 @@ type generation struct {
 	spec string
 	gen  int64
 }
-
-var _ manager.LeaderElectionRunnable = (*FileSource)(nil)
-var _ manager.Runnable = (*FileSource)(nil)
-
-// NeedLeaderElection returns false: every replica serves its own copy of the policy.
-func (s *FileSource) NeedLeaderElection() bool { return false }
 
 // Start loads the directory and calls Apply, then watches the directory until ctx is done,
 // when it returns nil. If the first load fails Start returns its error without calling

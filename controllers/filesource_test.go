@@ -752,9 +752,3 @@ func TestFileSourceFirstLoad(t *testing.T) {
 		})
 	}
 }
-
-func TestFileSourceIsRunnableOnEveryReplica(t *testing.T) {
-	if (&FileSource{}).NeedLeaderElection() {
-		t.Error("NeedLeaderElection = true: followers would serve no policy")
-	}
-}

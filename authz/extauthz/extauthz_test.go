@@ -3,7 +3,6 @@ package extauthz_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,9 +13,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/portcullis-dev/portcullis/authz/authorizer"
@@ -62,17 +59,7 @@ func newStack(t *testing.T) *stack {
 	eng := &engine.Engine{Snapshot: func() *compile.Snapshot { return snap }, Authorizer: authorizer.New(authorizer.Options{})}
 	gs, health := extauthz.NewGRPCServer(&extauthz.Server{Engine: eng})
 	health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(ln) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := enginetest.Serve(t, gs)
 	return &stack{client: authv3.NewAuthorizationClient(conn), health: healthpb.NewHealthClient(conn), calls: calls}
 }
 
@@ -222,18 +209,7 @@ func TestCheckDenies(t *testing.T) {
 // TestCheckNotReady: before the first snapshot every Check is 503 NOT_READY.
 func TestCheckNotReady(t *testing.T) {
 	gs, _ := extauthz.NewGRPCServer(&extauthz.Server{Engine: &engine.Engine{Snapshot: func() *compile.Snapshot { return nil }}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(ln) }()
-	defer gs.Stop()
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), envoyRequest("GET", "api.example.com", "/healthz", nil))
+	resp, err := authv3.NewAuthorizationClient(enginetest.Serve(t, gs)).Check(context.Background(), envoyRequest("GET", "api.example.com", "/healthz", nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package observe_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -13,8 +12,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/portcullis-dev/portcullis/authz/authorizer"
 	"github.com/portcullis-dev/portcullis/authz/compile"
@@ -43,17 +40,7 @@ func TestTracing(t *testing.T) {
 	client := authorizer.New(authorizer.Options{Transport: tr.Transport(authorizer.NewTransport())})
 	eng := &engine.Engine{Snapshot: func() *compile.Snapshot { return snap }, Authorizer: client}
 	gs, _ := extauthz.NewGRPCServer(&extauthz.Server{Engine: eng}, tr.GRPC...)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(ln) }()
-	defer gs.Stop()
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := enginetest.Serve(t, gs)
 	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{Address: "10.1.2.3"}}}},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{

@@ -3,12 +3,16 @@
 package enginetest
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/portcullis-dev/portcullis/authz/compile"
 	"github.com/portcullis-dev/portcullis/controllers"
@@ -57,4 +61,22 @@ func World(tb testing.TB, authorizerURL string, now time.Time) *compile.Snapshot
 	}
 	s, _ := compile.Build(in, nil)
 	return s
+}
+
+// Serve serves gs on a loopback port for the rest of the test and returns a connection to
+// it; both are closed when the test ends.
+func Serve(tb testing.TB, gs *grpc.Server) *grpc.ClientConn {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go func() { _ = gs.Serve(ln) }()
+	tb.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = conn.Close() })
+	return conn
 }
