@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,7 +36,9 @@ type Call struct {
 	// Body is sent base64-encoded when Authorizer.SendBody. Authorize does not keep it.
 	Body      []byte
 	RequestID string
-	SourceIP  string
+	// Source is the client address, sent as requestContext.sourceIp; the zero Addr sends "".
+	// It is rendered only when the function is called, never on a cache hit.
+	Source netip.Addr
 }
 
 // Result is the outcome of a call.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -115,7 +116,7 @@ func TestEvent(t *testing.T) {
 				a.IdentitySources, a.SendBody, a.UserData = sources, tt.sendBody, "user@123"
 			})
 			c := Call{Authorizer: a, Binding: binding("b"), Credential: tt.cred, Identity: []string{"tok-1", "q-1", "c-1", "POST", "/orders/7"},
-				Method: "POST", Path: "/orders/7", Body: tt.body, RequestID: "req-9", SourceIP: "203.0.113.9"}
+				Method: "POST", Path: "/orders/7", Body: tt.body, RequestID: "req-9", Source: netip.MustParseAddr("203.0.113.9")}
 			if _, err := New(Options{}).Authorize(context.Background(), c); err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
@@ -49,7 +50,7 @@ func encodeEvent(c *Call) ([]byte, error) {
 		UserData:   a.UserData,
 		RequestContext: requestContext{
 			RequestID: c.RequestID,
-			SourceIP:  c.SourceIP,
+			SourceIP:  sourceIP(c.Source),
 			Binding:   c.Binding.Ref,
 		},
 	}
@@ -166,4 +167,11 @@ func transportError(ctx context.Context, a *compile.Authorizer, err error) *Erro
 		return failf(ReasonTimeout, err, "authorizer did not answer within "+a.Timeout.String())
 	}
 	return failf(ReasonUnreachable, err, "authorizer is unreachable")
+}
+
+func sourceIP(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

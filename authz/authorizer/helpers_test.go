@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -67,7 +68,7 @@ func binding(uid types.UID) *compile.Binding {
 
 // call is a request for token tok.
 func call(a *compile.Authorizer, tok string) Call {
-	return Call{Authorizer: a, Binding: binding("binding-uid-1"), Identity: []string{tok}, Method: "GET", Path: "/orders/7", RequestID: "req-1", SourceIP: "203.0.113.9"}
+	return Call{Authorizer: a, Binding: binding("binding-uid-1"), Identity: []string{tok}, Method: "GET", Path: "/orders/7", RequestID: "req-1", Source: netip.MustParseAddr("203.0.113.9")}
 }
 
 // fnServer is a custom authorizer on loopback that answers with answer and counts calls.

@@ -178,7 +178,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 		start := time.Now()
 		res, err := e.Authorizer.Authorize(ctx, authorizer.Call{
 			Authorizer: b.Authorizer, Binding: b, Credential: d.Credential, Identity: ids,
-			Method: r.Method, Path: path, Body: body, RequestID: d.RequestID, SourceIP: sourceString(r.Source),
+			Method: r.Method, Path: path, Body: body, RequestID: d.RequestID, Source: r.Source,
 		})
 		d.AuthorizerTime = time.Since(start)
 		if err != nil {
@@ -430,11 +430,4 @@ func requestID(r *Request) string {
 		return v
 	}
 	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 16)
-}
-
-func sourceString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
 }

@@ -50,12 +50,17 @@ func NewGRPCServer(s *Server, opts ...grpc.ServerOption) (*grpc.Server, *health.
 // Check answers one CheckRequest.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
-	r := Convert(req)
-	d := s.Engine.Decide(ctx, &r)
+	c := &exchange{r: Convert(req)} // one allocation for both: Observe makes them escape
+	c.d = s.Engine.Decide(ctx, &c.r)
 	if s.Observe != nil {
-		s.Observe(&r, &d, time.Since(start))
+		s.Observe(&c.r, &c.d, time.Since(start))
 	}
-	return Response(&r, &d), nil
+	return Response(&c.r, &c.d), nil
+}
+
+type exchange struct {
+	r engine.Request
+	d engine.Decision
 }
 
 // Convert turns a CheckRequest into an engine.Request. Headers come from header_map (Envoy's
@@ -136,19 +141,13 @@ func isLower(s string) bool {
 // the status, headers and JSON body.
 func Response(r *engine.Request, d *engine.Decision) *authv3.CheckResponse {
 	if d.Allowed() {
-		ok := &authv3.OkHttpResponse{}
-		ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Upstream))
-		for _, h := range d.Upstream {
-			ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
-				Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
-				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			})
-		}
-		ok.HeadersToRemove = headersToRemove(r, d)
-		return &authv3.CheckResponse{
-			Status:       &rpcstatus.Status{Code: int32(codes.OK)},
-			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		}
+		m := &okMessages{}
+		m.status.Code = int32(codes.OK)
+		m.ok.Headers = headerOptions(d.Upstream)
+		m.ok.HeadersToRemove = headersToRemove(r, d)
+		m.wrap.OkResponse = &m.ok
+		m.resp.Status, m.resp.HttpResponse = &m.status, &m.wrap
+		return &m.resp
 	}
 	code := codes.PermissionDenied
 	switch d.Status() {
@@ -163,22 +162,47 @@ func Response(r *engine.Request, d *engine.Decision) *authv3.CheckResponse {
 	case 500:
 		code = codes.Internal
 	}
-	dh := d.DenyHeaders()
-	headers := make([]*corev3.HeaderValueOption, 0, len(dh))
-	for _, h := range dh {
-		headers = append(headers, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		})
+	m := &deniedMessages{}
+	m.status.Code, m.status.Message = int32(code), d.Code.String()
+	m.httpStatus.Code = typev3.StatusCode(d.Status())
+	m.denied.Status, m.denied.Headers, m.denied.Body = &m.httpStatus, headerOptions(d.DenyHeaders()), string(d.Body())
+	m.wrap.DeniedResponse = &m.denied
+	m.resp.Status, m.resp.HttpResponse = &m.status, &m.wrap
+	return &m.resp
+}
+
+// okMessages and deniedMessages hold the messages of one response in a single allocation
+// (the response is built once per request and never copied).
+type okMessages struct {
+	resp   authv3.CheckResponse
+	status rpcstatus.Status
+	wrap   authv3.CheckResponse_OkResponse
+	ok     authv3.OkHttpResponse
+}
+
+type deniedMessages struct {
+	resp       authv3.CheckResponse
+	status     rpcstatus.Status
+	wrap       authv3.CheckResponse_DeniedResponse
+	denied     authv3.DeniedHttpResponse
+	httpStatus typev3.HttpStatus
+}
+
+// headerOptions sets each header with overwrite semantics; the options and values of all
+// headers share two allocations.
+func headerOptions(hs []engine.Header) []*corev3.HeaderValueOption {
+	if len(hs) == 0 {
+		return nil
 	}
-	return &authv3.CheckResponse{
-		Status: &rpcstatus.Status{Code: int32(code), Message: d.Code.String()},
-		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status())},
-			Headers: headers,
-			Body:    string(d.Body()),
-		}},
+	opts := make([]corev3.HeaderValueOption, len(hs))
+	vals := make([]corev3.HeaderValue, len(hs))
+	out := make([]*corev3.HeaderValueOption, len(hs))
+	for i, h := range hs {
+		vals[i].Key, vals[i].Value = h.Name, h.Value
+		opts[i].Header, opts[i].AppendAction = &vals[i], corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		out[i] = &opts[i]
 	}
+	return out
 }
 
 // headersToRemove lists the incoming headers to strip: the exact names of the decision,
