@@ -11,6 +11,8 @@ CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM := $(BIN)/helm-$(HELM_VERSION)
 export HELM
+BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
+BENCHSTAT := $(BIN)/benchstat-$(BENCHSTAT_VERSION)
 ENVTEST_ASSETS := $(BIN)/k8s
 export KUBEBUILDER_ASSETS := $(ENVTEST_ASSETS)
 
@@ -89,11 +91,13 @@ test-e2e: envtest build nginx ## nginx auth_request -> Portcullis (out of cluste
 	$(GO) test -tags e2e -count=1 -v -timeout=3m ./test/e2e/
 
 .PHONY: bench
-bench: ## Benchmarks with figures against their targets (compile at 10k bindings / 100k credentials).
+bench: $(BENCHSTAT) ## Benchmarks with figures against their targets (compile at 10k bindings / 100k credentials).
 	@mkdir -p $(BIN)
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=5x -count=$(BENCH_COUNT) ./authz/compile/ | tee $(BIN)/bench.txt
-	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) ./authz/engine/ ./authz/signing/ ./authz/authorizer/ | tee -a $(BIN)/bench.txt
+	$(GO) test -run='^$$' -bench='Build' -benchmem -benchtime=5x -count=$(BENCH_COUNT) ./authz/compile/ | tee $(BIN)/bench.txt
+	$(GO) test -run='^$$' -bench='Lookup' -benchmem -count=$(BENCH_COUNT) ./authz/compile/ | tee -a $(BIN)/bench.txt
+	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) ./authz/engine/ ./authz/signing/ ./authz/authorizer/ ./authz/extauthz/ | tee -a $(BIN)/bench.txt
 	$(MAKE) --no-print-directory bench-e2e | tee -a $(BIN)/bench.txt
+	@echo; echo "== summary (benchstat: median and spread of the $(BENCH_COUNT) runs)"; $(BENCHSTAT) $(BIN)/bench.txt
 	@echo; echo "== against the targets (each run)"; awk -f hack/bench-report.awk $(BIN)/bench.txt
 
 # The world size of bench-e2e; the peer we compare with flips a decision 5-9 ms after the API
@@ -104,6 +108,11 @@ E2E_CREDENTIALS ?= 10000
 .PHONY: bench-e2e
 bench-e2e: envtest ## API write -> published snapshot, against a real kube-apiserver.
 	PORTCULLIS_E2E_CREDENTIALS=$(E2E_CREDENTIALS) $(GO) test -run='^$$' -bench=APIWriteToSnapshot -benchtime=50x -timeout=30m ./controllers/
+
+$(BENCHSTAT):
+	mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
+	mv $(BIN)/benchstat $@
 
 $(CONTROLLER_GEN):
 	mkdir -p $(BIN)

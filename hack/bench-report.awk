@@ -21,3 +21,19 @@
   target = (name ~ /AppCode/) ? 5 : 20
   printf "%-38s %10d allocs target %d      ratio %.2f   (%.0f ns/op)\n", name, a, target, a/target, ns
 }
+/^BenchmarkCheck\/TwoFactorCached|^BenchmarkCheck\/AppCode/ {
+  name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
+  for (i = 1; i <= NF; i++) { if ($i == "allocs/op") a = $(i-1); if ($i == "ns/op") ns = $(i-1) }
+  printf "%-38s %10d allocs (with CheckRequest conversion and CheckResponse; %.0f ns/op)\n", name, a, ns
+}
+/^BenchmarkLookup\// {
+  split($1, p, "/"); sub(/-[0-9]+$/, "", p[3])
+  for (i = 1; i <= NF; i++) if ($i == "ns/op") lk[p[2] "/" p[3]] = $(i-1)
+}
+END {
+  for (k in lk) {
+    split(k, q, "/")
+    if (q[2] == "small" && ((q[1] "/large") in lk))
+      printf "%-38s %10.0f ns small, %.0f ns large (10/100 vs 10,000/100,000 bindings/creds)\n", q[1] " lookup", lk[k], lk[q[1] "/large"]
+  }
+}

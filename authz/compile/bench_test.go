@@ -1,6 +1,7 @@
 package compile_test
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"runtime"
 	"testing"
@@ -63,18 +64,24 @@ func benchBinding(ns string, i int, rv string) *authv1alpha1.APIBinding {
 }
 
 func benchWorld() *compile.Inputs {
+	return sizedWorld(benchBindings, benchCredentials, benchNamespaces)
+}
+
+// sizedWorld is the benchmark world with other counts; bindings and credentials are spread
+// evenly over the namespaces.
+func sizedWorld(bindings, credentials, namespaces int) *compile.Inputs {
 	in := compile.NewInputs()
 	in.Now = epoch
 	ns := func(i, per int) string { return fmt.Sprintf("team-%d", i/per) }
-	for i := range benchCredentials {
-		n := ns(i, benchCredentials/benchNamespaces)
+	for i := range credentials {
+		n := ns(i, credentials/namespaces)
 		in.Set(benchSecret(n, i, "1"))
 		c := &authv1alpha1.Credential{ObjectMeta: benchMeta(n, fmt.Sprintf("cred-%d", i), i)}
 		c.Spec.SecretRef.Name = fmt.Sprintf("keys-%d", i)
 		in.Set(c)
 	}
-	for i := range benchBindings {
-		n := ns(i, benchBindings/benchNamespaces)
+	for i := range bindings {
+		n := ns(i, bindings/namespaces)
 		in.Set(benchBinding(n, i, "1"))
 		a := &authv1alpha1.CustomAuthorizer{ObjectMeta: benchMeta(n, fmt.Sprintf("authz-%d", i%benchAuthorizers), i)}
 		a.Spec.URL = "http://authz.example.com/verify"
@@ -153,6 +160,72 @@ func BenchmarkBuildOneChange(b *testing.B) {
 			}
 			if snap.Lookup("svc-70.example.com", "/v1/api-70", compile.MethodGET) == nil {
 				b.Fatal("the world lost a route")
+			}
+		})
+	}
+}
+
+// BenchmarkLookup shows that finding the route and the credential of a request does not
+// depend on how many bindings and credentials there are: the same lookups in a world of 10
+// bindings and 100 credentials and in one of 10,000 and 100,000.
+func BenchmarkLookup(b *testing.B) {
+	for _, size := range []struct {
+		name                              string
+		bindings, credentials, namespaces int
+	}{
+		{"small", 10, 100, 1},
+		{"large", benchBindings, benchCredentials, benchNamespaces},
+	} {
+		snap, _ := compile.Build(sizedWorld(size.bindings, size.credentials, size.namespaces), nil)
+		const n = 1024
+		hosts, paths, keys, wild := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		codes := make([][sha256.Size]byte, n)
+		for i := range n {
+			bi := (i * 7919) % size.bindings
+			hosts[i], paths[i] = fmt.Sprintf("svc-%d.example.com", bi), fmt.Sprintf("/v1/api-%d/orders/%d", bi, i)
+			ci := (i * 7919) % size.credentials
+			keys[i] = fmt.Sprintf("app-key-%08d", ci)
+			codes[i] = sha256.Sum256(fmt.Appendf(nil, "code-%040d", ci-ci%4))
+			wild[i] = fmt.Sprintf("x.team-%d.example.com", (i*7919)%size.namespaces)
+		}
+		b.Run("Route/"+size.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if snap.Lookup(hosts[i%n], paths[i%n], compile.MethodGET) == nil {
+					b.Fatalf("no route for %s%s", hosts[i%n], paths[i%n])
+				}
+				i++
+			}
+		})
+		b.Run("WildcardHost/"+size.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if snap.Host(wild[i%n]) == nil {
+					b.Fatal("no wildcard host")
+				}
+				i++
+			}
+		})
+		b.Run("AppKey/"+size.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if snap.CredentialByAppKey(keys[i%n]) == nil {
+					b.Fatalf("no credential for %s", keys[i%n])
+				}
+				i++
+			}
+		})
+		b.Run("AppCode/"+size.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if snap.CredentialByAppCode(codes[i%n]) == nil {
+					b.Fatalf("no credential for AppCode %d", i%n)
+				}
+				i++
 			}
 		})
 	}
