@@ -105,9 +105,21 @@ bench: $(BENCHSTAT) ## Benchmarks with figures against their targets (compile at
 # create the objects).
 E2E_CREDENTIALS ?= 10000
 
+# hack/loadtest: Portcullis side by side with a protocol FLOOR (an ext_authz server answering OK
+# unseen), each its own process on loopback; LOADTEST_FLAGS e.g. -worlds=small -duration=4s
+# -cpuprofile=two-factor (see `go doc ./hack/loadtest`).
+LOADTEST_FLAGS ?=
+SOAK_DURATION ?= 10m
+
 .PHONY: bench-e2e
-bench-e2e: envtest ## API write -> published snapshot, against a real kube-apiserver.
-	PORTCULLIS_E2E_CREDENTIALS=$(E2E_CREDENTIALS) $(GO) test -run='^$$' -bench=APIWriteToSnapshot -benchtime=50x -timeout=30m ./controllers/
+bench-e2e: build ## Load test against a protocol FLOOR: throughput, latency, CPU, RSS, cold start (small and large worlds).
+	$(GO) build -o $(BIN)/loadtest ./hack/loadtest
+	$(BIN)/loadtest -portcullis=$(BIN)/portcullis $(LOADTEST_FLAGS)
+
+.PHONY: soak
+soak: build ## Soak for SOAK_DURATION with authorizer faults; fails on a fault allowed undegraded or growth (not in CI).
+	$(GO) build -o $(BIN)/loadtest ./hack/loadtest
+	$(BIN)/loadtest soak -portcullis=$(BIN)/portcullis -duration=$(SOAK_DURATION) $(LOADTEST_FLAGS)
 
 $(BENCHSTAT):
 	mkdir -p $(BIN)

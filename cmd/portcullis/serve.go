@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -43,6 +45,7 @@ type serveOptions struct {
 	trustedProxies     string
 	logDecisions       bool
 	forwardAuthHeaders string
+	pprofAddr          string
 }
 
 func serve(args []string) error {
@@ -68,6 +71,7 @@ func serve(args []string) error {
 	fs.BoolVar(&o.logDecisions, "log-decisions", false, "log every decision (request id, method, host, path, binding, code, credential; never header values, secrets or AppCodes)")
 	fs.StringVar(&o.forwardAuthHeaders, "forward-auth-headers", "auto", "which headers carry the original request on the HTTP endpoint: auto (X-Forwarded-* or X-Original-*; both at once is refused), forwarded (Traefik, Caddy), original (nginx, ingress-nginx) or none (Envoy HTTP ext_authz: the request itself)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxy-cidrs", "127.0.0.0/8,::1/128", "comma-separated CIDRs of proxies whose X-Forwarded-For gives the client address (HTTP endpoint)")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "address of net/http/pprof (/debug/pprof/); empty: off. Profiles show request data in memory: bind it to loopback")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -96,6 +100,9 @@ func serve(args []string) error {
 	g.Go(func() error { return controllers.ListenAndServe(ctx, o.healthAddr, controllers.ProbeHandler(policy)) })
 	if o.metricsAddr != "0" {
 		g.Go(func() error { return controllers.ListenAndServe(ctx, o.metricsAddr, controllers.MetricsHandler()) })
+	}
+	if o.pprofAddr != "" {
+		g.Go(func() error { return controllers.ListenAndServe(ctx, o.pprofAddr, pprofHandler()) })
 	}
 	fe := frontends{
 		grpcAddr: o.grpcAddr, httpAddr: o.httpAddr, maxClockSkew: o.maxClockSkew,
@@ -149,4 +156,15 @@ func serve(args []string) error {
 		return nil
 	}
 	return err
+}
+
+// pprofHandler serves net/http/pprof on its own mux (never http.DefaultServeMux).
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // heap, allocs, goroutine, ... by name
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
