@@ -126,6 +126,20 @@ $(BENCHSTAT):
 	GOBIN=$(BIN) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
 	mv $(BIN)/benchstat $@
 
+# The world of bench-propagation: 10,000 APIBindings and 100,000 Credentials with their Secrets
+# (creating them through the API takes about 10 minutes on 2 cores). Smaller for a quick look:
+# make bench-propagation PROPAGATION_BINDINGS=100 PROPAGATION_CREDENTIALS=1000 PROPAGATION_WRITES=20
+PROPAGATION_BINDINGS ?= 10000
+PROPAGATION_CREDENTIALS ?= 100000
+PROPAGATION_WRITES ?= 100
+
+.PHONY: bench-propagation
+bench-propagation: envtest ## API write -> first changed decision (p50/p99), idle and under gRPC load, against a real kube-apiserver.
+	@mkdir -p $(BIN)
+	PORTCULLIS_BENCH_BINDINGS=$(PROPAGATION_BINDINGS) PORTCULLIS_BENCH_CREDENTIALS=$(PROPAGATION_CREDENTIALS) PORTCULLIS_BENCH_WRITES=$(PROPAGATION_WRITES) \
+	  $(GO) test -run='^$$' -bench='^BenchmarkPropagation$$' -benchtime=1x -timeout=90m ./controllers/ | tee $(BIN)/bench-propagation.txt
+	@echo; echo "== against the targets"; awk -f hack/bench-report.awk $(BIN)/bench-propagation.txt
+
 $(CONTROLLER_GEN):
 	mkdir -p $(BIN)
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
