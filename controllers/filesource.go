@@ -240,7 +240,8 @@ func splitDocuments(data []byte) []document {
 		cur = document{start: i + 2}
 		if rest := bytes.TrimSpace(trimmed[3:]); len(rest) > 0 && rest[0] != '#' {
 			cur.start = i + 1
-			cur.err = fmt.Errorf("content after the document separator is not supported: %q", rest)
+			// Not quoted back: whatever was pasted there may be a secret.
+			cur.err = errors.New("content after the document separator is not supported (start the document on the next line)")
 		}
 	}
 	return append(docs, cur)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -38,8 +39,13 @@ func (s *Snapshot) Describe() string {
 			for _, i := range a.IdentitySources {
 				ids = append(ids, strings.TrimSuffix(string(i.In)+":"+i.Name, ":"))
 			}
-			return fmt.Sprintf("  %s: url=%s ids=[%s] ttl=%s denyTTL=%s max=%d timeout=%s format=%s failOpen=%t sendBody=%t userData=%q\n",
-				k, a.URL, strings.Join(ids, ","), a.TTL, a.DenyTTL, a.MaxEntries, a.Timeout, a.ResponseFormat, a.FailOpen, a.SendBody, a.UserData)
+			userData := strconv.Quote(a.UserData)
+			if from := e.obj.Spec.UserDataFrom; from != nil {
+				// A value read from a Secret is a secret: name where it comes from instead.
+				userData = fmt.Sprintf("<Secret %s/%s key %s>", k.Namespace, from.SecretKeyRef.Name, from.SecretKeyRef.Key)
+			}
+			return fmt.Sprintf("  %s: url=%s ids=[%s] ttl=%s denyTTL=%s max=%d timeout=%s format=%s failOpen=%t sendBody=%t userData=%s\n",
+				k, a.URL, strings.Join(ids, ","), a.TTL, a.DenyTTL, a.MaxEntries, a.Timeout, a.ResponseFormat, a.FailOpen, a.SendBody, userData)
 		}), ""))
 		w.WriteString("bindings:\n")
 		w.WriteString(strings.Join(collect(s.st.binds, func(k types.NamespacedName, e *bindEntry) string {

@@ -22,10 +22,11 @@ func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
 
 func (h headerFlags) parse() ([][2]string, error) {
 	var out [][2]string
-	for _, v := range h {
+	for i, v := range h {
 		name, value, ok := strings.Cut(v, ":")
 		if !ok || strings.TrimSpace(name) == "" {
-			return nil, fmt.Errorf("header %q: want \"Name: value\"", v)
+			// Not quoted back: the value may be a secret (an AppCode, a token).
+			return nil, fmt.Errorf("-H #%d is not \"Name: value\"", i+1)
 		}
 		out = append(out, [2]string{strings.TrimSpace(name), strings.TrimSpace(value)})
 	}
