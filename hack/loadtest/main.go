@@ -267,7 +267,7 @@ type result struct {
 	checks                  uint64
 	elapsed                 time.Duration
 	cpuTicks                uint64
-	rss                     uint64 // VmHWM
+	rss, rssNow             uint64 // VmHWM, VmRSS
 	hist                    *hist
 	unexpected              uint64
 }
@@ -286,7 +286,7 @@ func runBench(args []string) error {
 	fs.StringVar(&o.worlds, "worlds", "small,large", "policy worlds to run: small (10 bindings, 100 credentials), large (10,000 / 100,000)")
 	fs.StringVar(&o.scenarios, "scenarios", strings.Join(scenarioNames, ","), "scenarios to run")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per scenario, FLOOR and Portcullis rounds together")
-	fs.IntVar(&o.rounds, "rounds", 10, "alternating rounds the measured time is split into (FLOOR, Portcullis, FLOOR, ...); even")
+	fs.IntVar(&o.rounds, "rounds", 20, "alternating rounds the measured time is split into (FLOOR, Portcullis, FLOOR, ...); even")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up per server and scenario, not measured")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "scenario (or world/scenario) during which to fetch CPU and allocs profiles from portcullis (served on --pprof-addr)")
 	fs.StringVar(&o.profDir, "profile-dir", "bin/profiles", "where -cpuprofile writes <world>-<scenario>-{cpu,allocs}.pprof")
@@ -337,7 +337,7 @@ func runBench(args []string) error {
 		fmt.Printf("\n== world %s: %d bindings, %d credentials; cold start: /readyz 200 after %.2f s, first Check as expected after %.2f s\n",
 			w.name, w.nb, w.nc, s.ready.Seconds(), s.firstCheck.Seconds())
 		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "scenario\tserver\tchecks/s\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tCPU ms/1k\tpeak RSS MB\tunexpected\t")
+		fmt.Fprintln(tw, "scenario\tserver\tchecks/s\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tCPU ms/1k\tRSS MB\tpeak RSS MB\tunexpected\t")
 		tw.Flush()
 		for _, sc := range scenarios {
 			entries, err := pool(w, sc, time.Now(), 42)
@@ -383,6 +383,7 @@ func runBench(args []string) error {
 				tl := l.total(t.name)
 				rs.checks, rs.hist, rs.unexpected = tl.checks, &tl.hist, tl.unexpected
 				rs.rss, _ = procStatus(t.pid, "VmHWM")
+				rs.rssNow, _ = procStatus(t.pid, "VmRSS")
 				results = append(results, rs)
 				printRow(tw, rs)
 			}
@@ -391,9 +392,15 @@ func runBench(args []string) error {
 			if m1, err := metrics(s); err == nil {
 				hits := m1["portcullis_authorizer_cache_hits_total"] - m0["portcullis_authorizer_cache_hits_total"]
 				misses := m1["portcullis_authorizer_cache_misses_total"] - m0["portcullis_authorizer_cache_misses_total"]
-				calls := m1["portcullis_authorizer_calls_total"] - m0["portcullis_authorizer_calls_total"]
+				var calls []string
+				for k, v := range m1 {
+					if o, ok := strings.CutPrefix(k, `portcullis_authorizer_calls_total{outcome="`); ok && v > m0[k] {
+						calls = append(calls, fmt.Sprintf("%s %.0f", strings.TrimSuffix(o, `"}`), v-m0[k]))
+					}
+				}
+				slices.Sort(calls)
 				if hits+misses > 0 {
-					fmt.Printf("    (authorizer during the Portcullis rounds: %.0f cache hits, %.0f misses, %.0f calls)\n", hits, misses, calls)
+					fmt.Printf("    (authorizer during the Portcullis rounds: %.0f cache hits, %.0f misses; calls: %s)\n", hits, misses, strings.Join(calls, ", "))
 				}
 			}
 			l.mu.Lock()
@@ -426,12 +433,12 @@ func runBench(args []string) error {
 
 func printRow(w io.Writer, r *result) {
 	us := func(q float64) float64 { return float64(r.hist.quantile(q)) / 1e3 }
-	fmt.Fprintf(w, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.3f\t%.1f\t%d\t\n", r.scenario, r.server, r.rate(),
-		us(0.5), us(0.9), us(0.99), us(0.999), r.cpuPer1k()*1000, float64(r.rss)/(1<<20), r.unexpected)
+	fmt.Fprintf(w, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%d\t\n", r.scenario, r.server, r.rate(),
+		us(0.5), us(0.9), us(0.99), us(0.999), r.cpuPer1k()*1000, float64(r.rssNow)/(1<<20), float64(r.rss)/(1<<20), r.unexpected)
 }
 
 func printRatio(w io.Writer, floor, p *result) {
-	fmt.Fprintf(w, "\tvs FLOOR\t×%.2f\t%+.0f\t%+.0f\t%+.0f\t%+.0f\t×%.2f\t\t\t\n", p.rate()/floor.rate(),
+	fmt.Fprintf(w, "\tvs FLOOR\t×%.2f\t%+.0f\t%+.0f\t%+.0f\t%+.0f\t×%.2f\t\t\t\t\n", p.rate()/floor.rate(),
 		added(floor, p, 0.5), added(floor, p, 0.9), added(floor, p, 0.99), added(floor, p, 0.999), p.cpuPer1k()/floor.cpuPer1k())
 }
 
@@ -443,7 +450,7 @@ func added(floor, p *result, q float64) float64 {
 // benchLine is the result in the Go benchmark format (benchstat reads it).
 func benchLine(r *result) string {
 	us := func(q float64) float64 { return float64(r.hist.quantile(q)) / 1e3 }
-	return fmt.Sprintf("BenchmarkLoad/%s/%s/%s %d %.0f ns/op %.0f checks/s %.1f p50-µs %.1f p90-µs %.1f p99-µs %.1f p99.9-µs %.4f cpu-ms/check %.1f rss-MB",
+	return fmt.Sprintf("BenchmarkLoad/%s/%s/%s %d %.0f ns/op %.0f checks/s %.1f p50-µs %.1f p90-µs %.1f p99-µs %.1f p99.9-µs %.4f cpu-ms/check %.1f peak-rss-MB",
 		r.world, r.scenario, r.server, r.checks, float64(r.elapsed.Nanoseconds())/float64(r.checks), r.rate(),
 		us(0.5), us(0.9), us(0.99), us(0.999), r.cpuPer1k(), float64(r.rss)/(1<<20))
 }
@@ -478,15 +485,16 @@ func printTargets(results []*result, colds []*server, ws []world) int {
 		if f, p := find(w.name, "two-factor-uncached", "floor"), find(w.name, "two-factor-uncached", "portcullis"); f != nil && p != nil {
 			line(w.name+" two-factor (uncached) throughput / FLOOR", p.rate()/f.rate(), "", p.rate()/f.rate() >= 0.35, ">= 0.35")
 		}
-		var rss uint64
+		var rss, rssNow uint64
 		for _, r := range results {
 			if r.world == w.name && r.server == "portcullis" {
-				rss = max(rss, r.rss)
+				rss, rssNow = max(rss, r.rss), r.rssNow
 			}
 		}
 		if w.name == "large" {
 			if rss > 0 {
-				line("large peak RSS of portcullis", float64(rss)/(1<<20), "MB", rss <= 250<<20, "<= 250 MB")
+				line("large peak RSS of portcullis (VmHWM)", float64(rss)/(1<<20), "MB", rss <= 250<<20, "<= 250 MB")
+				fmt.Fprintf(tw, "large RSS of portcullis at the end (VmRSS)\t%.2f MB\t\t\n", float64(rssNow)/(1<<20))
 			}
 			line("large cold start (to the first right answer)", colds[i].firstCheck.Seconds(), "s", colds[i].firstCheck <= 3*time.Second, "<= 3 s")
 		} else {

@@ -63,7 +63,7 @@ func runFloor(args []string) error {
 
 // Identities (x-user-token prefixes) the local authorizer misbehaves for.
 const (
-	faultTimeout = "fault-timeout-" // answers after 1 s (the authorizers' timeout is 200ms)
+	faultTimeout = "fault-timeout-" // answers after 3 s (the authorizers' timeouts are 200ms and 1s)
 	fault5xx     = "fault-5xx-"     // 503
 	faultGarbage = "fault-garbage-" // 200 with a body that is not JSON
 	faultReset   = "fault-reset-"   // resets the connection without answering
@@ -96,7 +96,7 @@ func runAuthorizer(args []string) error {
 		switch {
 		case strings.HasPrefix(token, faultTimeout):
 			select {
-			case <-time.After(time.Second):
+			case <-time.After(3 * time.Second):
 			case <-r.Context().Done():
 				return
 			}

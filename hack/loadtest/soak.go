@@ -96,7 +96,8 @@ func (v vitals) String() string {
 	return fmt.Sprintf("goroutines %.0f, heap in use %.1f MB, RSS %.1f MB", v.goroutines, v.heap/(1<<20), float64(v.rss)/(1<<20))
 }
 
-// metrics reads portcullis's /metrics: each metric's value, summed over its labels.
+// metrics reads portcullis's /metrics: each metric's value summed over its labels (key: the
+// name), and each series (key: the name with its labels, as exposed).
 func metrics(s *server) (map[string]float64, error) {
 	resp, err := http.Get("http://" + s.metricsAddr + "/metrics")
 	if err != nil {
@@ -115,7 +116,7 @@ func metrics(s *server) (map[string]float64, error) {
 		if i < 0 {
 			continue
 		}
-		name := line[:i]
+		series, name := line[:i], line[:i]
 		if j := strings.IndexByte(name, '{'); j >= 0 {
 			name = name[:j]
 		}
@@ -124,6 +125,9 @@ func metrics(s *server) (map[string]float64, error) {
 			return nil, fmt.Errorf("/metrics: %q: %w", line, err)
 		}
 		out[name] += v
+		if series != name {
+			out[series] = v
+		}
 	}
 	return out, sc.Err()
 }

@@ -79,8 +79,8 @@ func (w world) write(dir, authorizerURL string) error {
 		}},
 		{"20-authorizers.yaml", func(out *bufio.Writer) {
 			for _, a := range []struct{ name, cache, extra string }{
-				{"authz-cached", "{ttl: 300s, maxEntries: 100000}", "timeout: 200ms"},
-				{"authz-uncached", "{ttl: 300s, maxEntries: 10000}", "timeout: 200ms"},
+				{"authz-cached", "{ttl: 300s, maxEntries: 100000}", "timeout: 1s"},
+				{"authz-uncached", "{ttl: 300s, maxEntries: 10000}", "timeout: 1s"},
 				{"authz-open", "{ttl: 30s, maxEntries: 10000}", "timeout: 200ms\n  failurePolicy: Allow"},
 			} {
 				fmt.Fprintf(out, "---\napiVersion: auth.portcullis.dev/v1alpha1\nkind: CustomAuthorizer\nmetadata: {name: %s, namespace: %s}\nspec:\n"+
