@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"unicode/utf8"
 )
@@ -22,29 +23,36 @@ var (
 )
 
 // NormalizeHost lower-cases host and removes a port and a trailing dot. IPv6 literals keep
-// their brackets ("[::1]"). Characters outside a DNS name or address are rejected.
+// their brackets ("[::1]"). Characters outside a DNS name or address, empty labels and
+// bracketed text that is not an IPv6 address are rejected.
 func NormalizeHost(host string) (string, error) {
 	if host == "" {
 		return "", errEmptyHost
 	}
 	if host[0] == '[' { // [v6]:port
 		end := strings.IndexByte(host, ']')
-		if end < 0 || (end+1 < len(host) && host[end+1] != ':') {
+		if end < 0 || (end+1 < len(host) && (host[end+1] != ':' || !digits(host[end+2:]))) {
+			return "", errBadHost
+		}
+		if a, err := netip.ParseAddr(host[1:end]); err != nil || !a.Is6() || a.Zone() != "" {
 			return "", errBadHost
 		}
 		return strings.ToLower(host[:end+1]), nil
 	}
 	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		for _, c := range []byte(host[i+1:]) {
-			if c < '0' || c > '9' {
-				return "", errBadHost
-			}
+		if !digits(host[i+1:]) {
+			return "", errBadHost
 		}
 		host = host[:i]
 	}
 	host = strings.TrimSuffix(host, ".")
 	if host == "" {
 		return "", errEmptyHost
+	}
+	// An empty label (".example.com", "a..b", "a..") is no name: "*.example.com" must not
+	// take ".example.com" for one of its hosts.
+	if host[0] == '.' || host[len(host)-1] == '.' || strings.Contains(host, "..") {
+		return "", errBadHost
 	}
 	lower := true
 	for i := 0; i < len(host); i++ {
@@ -61,6 +69,15 @@ func NormalizeHost(host string) (string, error) {
 		host = strings.ToLower(host)
 	}
 	return host, nil
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // unreserved reports the characters that percent-encoding must not hide (RFC 3986 §2.3):
