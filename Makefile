@@ -140,6 +140,13 @@ bench-propagation: envtest ## API write -> first changed decision (p50/p99), idl
 	  $(GO) test -run='^$$' -bench='^BenchmarkPropagation$$' -benchtime=1x -timeout=90m ./controllers/ | tee $(BIN)/bench-propagation.txt
 	@echo; echo "== against the targets"; awk -f hack/bench-report.awk $(BIN)/bench-propagation.txt
 
+# Per fuzz target; any go test -fuzztime value ("30s", "5000x").
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target (found in the sources) for FUZZTIME each; a crasher lands in <pkg>/testdata/fuzz/.
+	FUZZTIME=$(FUZZTIME) GO=$(GO) hack/fuzz.sh
+
 $(CONTROLLER_GEN):
 	mkdir -p $(BIN)
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of the module, one after the other, for FUZZTIME each (default 10s;
+# any -fuzztime value: "30s", "5000x"). Targets are found by looking for `func FuzzXxx(` in
+# the test files, so a new one cannot be forgotten. Fails when a target has no committed seed
+# corpus (testdata/fuzz/FuzzXxx/ next to its test), when a run finds a crasher, or when go
+# test fuzzed nothing. Prints one summary line per target.
+#
+# A crasher is written by go test to <package>/testdata/fuzz/<FuzzXxx>/<hash>; it is printed
+# with the command that replays it. Commit it (with the fix) and it becomes a seed.
+#
+#   FUZZTIME=5s hack/fuzz.sh            # or: make fuzz FUZZTIME=5s
+#   hack/fuzz.sh FuzzHostLookup ...     # only these targets
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+FUZZTIME=${FUZZTIME:-10s}
+LOGDIR=${FUZZ_LOG_DIR:-bin/fuzz}
+mkdir -p "$LOGDIR"
+
+# Every `func FuzzXxx(f *testing.F)` in a test file outside bin/, vendor/ and testdata/:
+# "<package dir> <target>" lines, sorted.
+discover() {
+	find . \( -path ./bin -o -path ./.git -o -name vendor -o -name testdata -o -name node_modules \) -prune -o \
+		-name '*_test.go' -print |
+		xargs grep -Ho '^func Fuzz[A-Za-z0-9_]*(' |
+		sed -E 's|^\./||; s|^(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)\($|\1 \2|; s|^[^/ ]*_test\.go:func (Fuzz[A-Za-z0-9_]*)\($|. \1|' |
+		sort -u
+}
+
+mapfile -t targets < <(discover)
+if [ "${#targets[@]}" -eq 0 ]; then
+	echo "fuzz: no fuzz targets found" >&2
+	exit 1
+fi
+if [ "$#" -gt 0 ]; then
+	selected=()
+	for t in "${targets[@]}"; do
+		for want in "$@"; do
+			[ "${t#* }" = "$want" ] && selected+=("$t")
+		done
+	done
+	targets=("${selected[@]}")
+	[ "${#targets[@]}" -gt 0 ] || { echo "fuzz: no target named $*" >&2; exit 1; }
+fi
+
+in_git=false
+git rev-parse --is-inside-work-tree >/dev/null 2>&1 && in_git=true
+
+# A committed seed corpus for every target, checked before spending any time fuzzing.
+missing=0
+for t in "${targets[@]}"; do
+	dir=${t% *} name=${t#* }
+	corpus="$dir/testdata/fuzz/$name"
+	if $in_git; then
+		n=$(git ls-files -- "$corpus" | wc -l)
+	else
+		n=$(find "$corpus" -maxdepth 1 -type f 2>/dev/null | wc -l)
+	fi
+	if [ "$n" -eq 0 ]; then
+		echo "fuzz: $name (./$dir) has no committed seed corpus: add files to $corpus/ (go test fuzz v1)" >&2
+		missing=1
+	fi
+done
+[ "$missing" -eq 0 ] || exit 1
+
+echo "fuzz: ${#targets[@]} targets, $FUZZTIME each"
+start=$SECONDS
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+	dir=${t% *} name=${t#* }
+	log="$LOGDIR/$name.log"
+	seeds=$(find "$dir/testdata/fuzz/$name" -maxdepth 1 -type f | wc -l)
+	t0=$SECONDS
+	status=ok
+	if ! "$GO" test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "./$dir/" >"$log" 2>&1; then
+		status=FAIL
+	elif ! grep -q '^fuzz: elapsed' "$log"; then
+		status=FAIL # go test matched no fuzz target (a build tag?) and passed anyway
+		echo "fuzz: $name in ./$dir was not fuzzed (no 'fuzz: elapsed' in $log)" >>"$log"
+	fi
+	took=$((SECONDS - t0))
+	last=$(grep '^fuzz: elapsed' "$log" | tail -1 || true)
+	execs=$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$last")
+	newi=$(sed -nE 's/.*new interesting: ([0-9]+).*/\1/p' <<<"$last")
+	line=$(printf '%-4s %-24s ./%-22s %4ss  execs %-9s new %-4s seeds %s' "$status" "$name" "$dir" "$took" "${execs:-0}" "${newi:-0}" "$seeds")
+	summary+=("$line")
+	echo "$line"
+	if [ "$status" = FAIL ]; then
+		failed+=("$name")
+		echo "---- $name failed; last lines of $log:"
+		grep -v '^fuzz: elapsed' "$log" | tail -25 | sed 's/^/    /'
+		crasher=$(sed -nE 's/.*Failing input written to (testdata\/fuzz\/[^ ]+).*/\1/p' "$log" | tail -1)
+		if [ -n "$crasher" ]; then
+			echo "    CRASHER: $dir/$crasher"
+			echo "    replay:  $GO test -run='^$name/$(basename "$crasher")\$' ./$dir/"
+		fi
+		echo "----"
+	fi
+done
+
+echo
+echo "fuzz summary ($FUZZTIME per target, $((SECONDS - start))s in all):"
+printf '  %s\n' "${summary[@]}"
+if [ "${#failed[@]}" -gt 0 ]; then
+	echo "fuzz: FAILED: ${failed[*]} (logs in $LOGDIR/)" >&2
+	exit 1
+fi
