@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -54,11 +55,24 @@ func CacheOptions(namespace string) cache.Options {
 			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{authv1alpha1.CredentialSecretLabel: "true"})},
 		},
 		DefaultTransform: stripMetadata,
+		Mapper:           cacheMapper(),
 	}
 	if namespace != "" {
 		o.DefaultNamespaces = map[string]cache.Config{namespace: {}}
 	}
 	return o
+}
+
+// cacheMapper maps the kinds the cache holds without asking the API server: the default
+// mapper runs discovery when the cache is built, so a replica started while the API server
+// is unreachable would exit instead of waiting, not ready, for it to come back.
+func cacheMapper() meta.RESTMapper {
+	m := meta.NewDefaultRESTMapper(nil)
+	m.Add(corev1.SchemeGroupVersion.WithKind("Secret"), meta.RESTScopeNamespace)
+	for _, kind := range []string{"Credential", "CustomAuthorizer", "APIBinding"} {
+		m.Add(authv1alpha1.GroupVersion.WithKind(kind), meta.RESTScopeNamespace)
+	}
+	return m
 }
 
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
@@ -97,6 +111,9 @@ func SetupKubernetes(mgr manager.Manager, policy *Policy) (*StatusWriter, error)
 		return nil
 	}))
 	if err := b.Complete(r); err != nil {
+		return nil, err
+	}
+	if err := addProber(mgr, policy); err != nil {
 		return nil, err
 	}
 	w := NewStatusWriter(mgr.GetClient(), mgr.GetAPIReader(), policy, mgr.GetLogger().WithName("status"))

@@ -30,6 +30,8 @@ type Policy struct {
 	snap  atomic.Pointer[compile.Snapshot]
 	ready atomic.Bool
 
+	source sourceHealth // how current the source is known to be (see Freshness)
+
 	listenMu  sync.Mutex
 	listeners []func(snap *compile.Snapshot, changed []compile.ObjectStatus)
 }

@@ -131,7 +131,7 @@ func serve(args []string) error {
 		}
 		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 			Scheme:                  controllers.Scheme(),
-			Cache:                   controllers.CacheOptions(o.namespace),
+			Cache:                   controllers.WithSourceHealth(controllers.CacheOptions(o.namespace), policy, controllers.DefaultProbeInterval),
 			Metrics:                 metricsserver.Options{BindAddress: "0"}, // served above, one endpoint for both sources
 			HealthProbeBindAddress:  "0",
 			LeaderElection:          o.leaderElect,
@@ -145,6 +145,9 @@ func serve(args []string) error {
 		}
 		if _, err := controllers.SetupKubernetes(mgr, policy); err != nil {
 			return fmt.Errorf("controllers: %w", err)
+		}
+		if err := controllers.RegisterFreshness(policy); err != nil {
+			return fmt.Errorf("metrics: %w", err)
 		}
 		log.Info("Serving policies from Kubernetes", "namespace", o.namespace, "leaderElect", o.leaderElect)
 		g.Go(func() error { return mgr.Start(ctx) })
