@@ -177,6 +177,7 @@ type server struct {
 	t                                            *target
 	conns                                        []*grpc.ClientConn
 	ready, firstCheck                            time.Duration // cold start
+	coldCPU                                      time.Duration // CPU time used until firstCheck
 }
 
 // startPortcullis writes w, starts portcullis on it and waits until /readyz is 200 and a
@@ -240,6 +241,9 @@ func (r *rig) startPortcullis(ctx context.Context, c *common, w world, pprof boo
 		time.Sleep(5 * time.Millisecond)
 	}
 	s.firstCheck = time.Since(t0)
+	if ticks, err := cpuTicks(s.pid()); err == nil {
+		s.coldCPU = time.Duration(ticks) * time.Second / clkTck
+	}
 	return s, nil
 }
 
@@ -334,8 +338,8 @@ func runBench(args []string) error {
 			return err
 		}
 		colds, coldWorlds = append(colds, s), append(coldWorlds, w)
-		fmt.Printf("\n== world %s: %d bindings, %d credentials; cold start: /readyz 200 after %.2f s, first Check as expected after %.2f s\n",
-			w.name, w.nb, w.nc, s.ready.Seconds(), s.firstCheck.Seconds())
+		fmt.Printf("\n== world %s: %d bindings, %d credentials; cold start: /readyz 200 after %.2f s, first Check as expected after %.2f s (%.2f CPU s)\n",
+			w.name, w.nb, w.nc, s.ready.Seconds(), s.firstCheck.Seconds(), s.coldCPU.Seconds())
 		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "scenario\tserver\tchecks/s\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tCPU ms/1k\tRSS MB\tpeak RSS MB\tunexpected\t")
 		tw.Flush()
@@ -497,6 +501,7 @@ func printTargets(results []*result, colds []*server, ws []world) int {
 				fmt.Fprintf(tw, "large RSS of portcullis at the end (VmRSS)\t%.2f MB\t\t\n", float64(rssNow)/(1<<20))
 			}
 			line("large cold start (to the first right answer)", colds[i].firstCheck.Seconds(), "s", colds[i].firstCheck <= 3*time.Second, "<= 3 s")
+			fmt.Fprintf(tw, "large cold start, CPU time of portcullis\t%.2f s\t(wall time above inflates on a busy machine)\t\n", colds[i].coldCPU.Seconds())
 		} else {
 			fmt.Fprintf(tw, "%s cold start (to the first right answer)\t%.2f s\t(target for the large world only)\t\n", w.name, colds[i].firstCheck.Seconds())
 		}

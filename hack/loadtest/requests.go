@@ -21,6 +21,9 @@ type expect struct {
 	user       string     // allow: x-user-id must be this ("" = not checked)
 	degraded   bool       // allow: x-portcullis-degraded: true must be (and otherwise must not be) set
 	fault      bool       // the authorizer misbehaves for this identity (soak)
+	// orDegraded also accepts an allow with x-portcullis-degraded: true: on a failurePolicy:
+	// Allow authorizer, any answer that comes later than its timeout (a busy machine) is one.
+	orDegraded bool
 }
 
 // entry is one request of a pool with its expected answer.

@@ -39,6 +39,7 @@ func soakPool(w world, now time.Time, seed uint64) []entry {
 			e := bd.allow(on(k), "x")
 			e.tokenPrefix, e.want = prefix, want
 			e.want.fault = true
+			e.want.orDegraded = k == kindTwoFactorFailOpen
 			if want.code == codes.OK {
 				e.want.credential = ""
 			}
@@ -55,7 +56,11 @@ func soakPool(w world, now time.Time, seed uint64) []entry {
 		{150, func(int) entry { return bd.allow(on(kindSignature), "") }},
 		{150, func(int) entry { return bd.allow(on(kindAppCode), "") }},
 		{100, func(int) entry { e := bd.allow(on(kindTwoFactorUncached), "u"); e.tokenPrefix = "u-"; return e }},
-		{40, func(i int) entry { return bd.allow(on(kindTwoFactorFailOpen), fmt.Sprintf("tok-%d", i%64)) }},
+		{40, func(i int) entry {
+			e := bd.allow(on(kindTwoFactorFailOpen), fmt.Sprintf("tok-%d", i%64))
+			e.want.orDegraded = true
+			return e
+		}},
 		{50, func(int) entry { return bd.allow(on(kindAnonymous), "") }},
 		{50, func(int) entry { return bd.noRoute(on(kindTwoFactor)) }},
 		{50, func(int) entry { return bd.badAppCode(on(kindAppCode)) }},
@@ -223,6 +228,7 @@ func runSoak(args []string) error {
 	// Settle: our gRPC connections are closed, the authorizer closes idle keep-alive
 	// connections after 5 s.
 	var after vitals
+	time.Sleep(7 * time.Second)
 	for deadline := time.Now().Add(time.Minute); ; {
 		time.Sleep(time.Second)
 		if after, err = scrape(s); err != nil {

@@ -39,17 +39,15 @@ var worlds = map[string]world{
 	"large": {name: "large", nb: 10000, nc: 100000},
 }
 
-func (w world) kindOf(b int) kind       { return kind(b % int(numKinds)) }
-func (w world) host(b int) string       { return fmt.Sprintf("b%05d.load.example.com", b) }
-func (w world) credsPer() int           { return w.nc / w.nb }
-func (w world) cred(b, k int) int       { return b + k*w.nb }
-func (w world) bindingOf(c int) int     { return c % w.nb }
-func credName(c int) string             { return fmt.Sprintf("c-%06d", c) }
-func appKey(c int) string               { return fmt.Sprintf("lk-%06d", c) }
-func appSecret(c int) string            { return fmt.Sprintf("secret-%06d-0123456789abcdef", c) }
-func appCode(c int) string              { return fmt.Sprintf("LOADCODE-%06d-%s", c, strings.Repeat("Q", 32)) }
-func credentialHeader(c int) string     { return namespace + "/" + credName(c) }
-func (w world) bindingsOf(k kind) []int { return w.bindingsOfKind(k) }
+func (w world) kindOf(b int) kind   { return kind(b % int(numKinds)) }
+func (w world) host(b int) string   { return fmt.Sprintf("b%05d.load.example.com", b) }
+func (w world) credsPer() int       { return w.nc / w.nb }
+func (w world) cred(b, k int) int   { return b + k*w.nb }
+func credName(c int) string         { return fmt.Sprintf("c-%06d", c) }
+func appKey(c int) string           { return fmt.Sprintf("lk-%06d", c) }
+func appSecret(c int) string        { return fmt.Sprintf("secret-%06d-0123456789abcdef", c) }
+func appCode(c int) string          { return fmt.Sprintf("LOADCODE-%06d-%s", c, strings.Repeat("Q", 32)) }
+func credentialHeader(c int) string { return namespace + "/" + credName(c) }
 
 func (w world) bindingsOfKind(k kind) []int {
 	var out []int
