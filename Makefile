@@ -84,6 +84,16 @@ test: envtest helm nginx ## Unit, golden, chart, envtest and nginx end-to-end te
 	$(GO) test $(TEST_FLAGS) ./...
 	$(MAKE) --no-print-directory test-e2e
 
+# The fault suite at full size: 12,000 requests through gRPC, the engine and the authorizer
+# client against a custom authorizer serving every fault (test/faults). Without -race, so the
+# latencies it reports (the bound is authorizer timeout + 50 ms) are the product's, not the
+# race detector's; `make test` runs the same test with -race at a bounded size.
+FAULT_REQUESTS ?= 12000
+
+.PHONY: test-faults
+test-faults: ## Fault-injection suite at full size (PORTCULLIS_FAULT_REQUESTS=$(FAULT_REQUESTS)).
+	PORTCULLIS_FAULT_REQUESTS=$(FAULT_REQUESTS) $(GO) test -count=1 -v -timeout=15m -run '^TestFaults$$' ./test/faults/
+
 BENCH_COUNT ?= 3
 
 .PHONY: test-e2e
