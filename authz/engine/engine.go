@@ -83,7 +83,20 @@ type Engine struct {
 	Now func() time.Time
 	// MaxBodyBytes, when positive, cuts the body sent to an authorizer with sendBody.
 	MaxBodyBytes int64
+	// MaxHeaderBytes bounds the request's header names and values added up, and MaxHeaders
+	// how many there are; a request over either is refused with 400
+	// REQUEST_PARAMETERS_FAILURE. Zero means DefaultMaxHeaderBytes / DefaultMaxHeaders, a
+	// negative value no limit.
+	MaxHeaderBytes int
+	MaxHeaders     int
 }
+
+// Default header limits: above what Envoy (60 KiB, 100 headers) and nginx (8 KiB lines) pass
+// by default, below the HTTP server's own 1 MiB (which answers 431 without a JSON body).
+const (
+	DefaultMaxHeaderBytes = 64 << 10
+	DefaultMaxHeaders     = 256
+)
 
 // Header names Portcullis reads or owns.
 const (
@@ -126,6 +139,12 @@ var dummySecret = func() []byte {
 // Decide answers one request. It never panics on input and every error path denies.
 func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 	d := Decision{RequestID: requestID(r)}
+	if msg := e.checkHeaders(r); msg != "" {
+		return deny(d, CodeRequestParametersFailure, msg)
+	}
+	if !validMethod(r.Method) {
+		return deny(d, CodeRequestParametersFailure, "the method is not an HTTP token")
+	}
 	s := e.Snapshot()
 	if s == nil {
 		return deny(d, CodeNotReady, msgNotReady)
@@ -282,6 +301,49 @@ func (e *Engine) firstFactor(s *compile.Snapshot, r *Request, rawPath, rawQuery 
 		return CodeUnauthorized, msgSourceDenied
 	}
 	return CodeNone, ""
+}
+
+// checkHeaders applies MaxHeaders and MaxHeaderBytes; it returns why the request is refused,
+// or "".
+func (e *Engine) checkHeaders(r *Request) string {
+	maxN, maxBytes := e.MaxHeaders, e.MaxHeaderBytes
+	if maxN == 0 {
+		maxN = DefaultMaxHeaders
+	}
+	if maxBytes == 0 {
+		maxBytes = DefaultMaxHeaderBytes
+	}
+	if maxN > 0 && len(r.Headers) > maxN {
+		return "the request has more than " + strconv.Itoa(maxN) + " headers"
+	}
+	if maxBytes > 0 {
+		n := 0
+		for i := range r.Headers {
+			n += len(r.Headers[i].Name) + len(r.Headers[i].Value)
+		}
+		if n > maxBytes {
+			return "the request headers exceed " + strconv.Itoa(maxBytes) + " bytes"
+		}
+	}
+	return ""
+}
+
+// validMethod reports whether m is an HTTP method token (RFC 9110 §5.6.2); an empty or
+// hostile method is refused, never matched against the routes without a method list.
+func validMethod(m string) bool {
+	if m == "" || len(m) > 32 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
 }
 
 func hasSchemePrefix(v string) bool {
