@@ -43,9 +43,10 @@ const (
 	authzTimeout = 250 * time.Millisecond
 	// bound is the longest any answer may take: the authorizer timeout and 50 ms.
 	bound = authzTimeout + 50*time.Millisecond
-	// hardBound is what no request may take, however loaded the machine: a fault the
-	// timeout does not bound holds a decision far longer (a hang lasts 30s, a drip over 10s).
-	hardBound = authzTimeout + 5*time.Second
+	// hardBound is what no request may take, however loaded the machine (under -race with a
+	// load average near 20 on 2 cores, cached answers took up to 1.4s): a fault the timeout
+	// does not bound holds a decision longer (a hang lasts 30s, a drip 11s or more).
+	hardBound = 8 * time.Second
 
 	defaultRequests = 1500
 	workers         = 8
@@ -325,18 +326,12 @@ func (s *stack) checkDeny(res *result, resp *authv3.CheckResponse, id string) st
 	if d == nil {
 		return "neither allowed nor denied: " + resp.String()
 	}
-	var body struct {
-		Code, Msg, RequestID *string
-	}
-	var raw map[string]*string
-	if err := json.Unmarshal([]byte(d.GetBody()), &raw); err != nil || len(raw) != 3 {
+	var body map[string]*string
+	if err := json.Unmarshal([]byte(d.GetBody()), &body); err != nil || len(body) != 3 ||
+		body["error_code"] == nil || body["error_msg"] == nil || body["request_id"] == nil {
 		return fmt.Sprintf("deny body %q is not {error_code,error_msg,request_id}", d.GetBody())
 	}
-	body.Code, body.Msg, body.RequestID = raw["error_code"], raw["error_msg"], raw["request_id"]
-	if body.Code == nil || body.Msg == nil || body.RequestID == nil {
-		return fmt.Sprintf("deny body %q is not {error_code,error_msg,request_id}", d.GetBody())
-	}
-	res.code = *body.Code
+	res.code = *body["error_code"]
 	c := res.obs.code
 	if c == engine.CodeNone || c.String() != res.code {
 		return fmt.Sprintf("deny body says %s, the engine %s", res.code, c)
@@ -349,11 +344,11 @@ func (s *stack) checkDeny(res *result, resp *authv3.CheckResponse, id string) st
 	if got := codes.Code(resp.GetStatus().GetCode()); got != wantGRPC {
 		return fmt.Sprintf("%s with gRPC code %s, want %s", res.code, got, wantGRPC)
 	}
-	if *body.RequestID != id {
-		return fmt.Sprintf("request_id %q, want %q", *body.RequestID, id)
+	if *body["request_id"] != id {
+		return fmt.Sprintf("request_id %q, want %q", *body["request_id"], id)
 	}
-	if *body.Msg == "" || strings.Contains(*body.Msg, "127.0.0.1") || strings.Contains(*body.Msg, "/"+res.b.name+"/") {
-		return fmt.Sprintf("error_msg %q is empty or names the authorizer's URL", *body.Msg)
+	if *body["error_msg"] == "" || strings.Contains(*body["error_msg"], "127.0.0.1") || strings.Contains(*body["error_msg"], "/"+res.b.name+"/") {
+		return fmt.Sprintf("error_msg %q is empty or names the authorizer's URL", *body["error_msg"])
 	}
 	hs := map[string]string{}
 	for _, h := range d.GetHeaders() {
@@ -616,7 +611,10 @@ func TestFaults(t *testing.T) {
 	// Over the bound: no request may take hardBound. A binding and fault that went over the
 	// bound are asked again, one request at a time, up to three times, and must answer
 	// within it once: a wake-up delayed by a loaded machine (2 shared cores, -race) does not
-	// repeat, a fault the timeout does not bound repeats every time.
+	// repeat, a fault the timeout does not bound repeats every time. (Huge alternates its
+	// declared-length and chunked forms, so its retries meet both; under -race on a busy
+	// machine reading the chunked 1 MiB alone can take longer than the timeout, and the
+	// client stops it only after its current buffer growth, 50-250 ms late.)
 	groups := map[[2]string]result{}
 	for _, o := range all.over {
 		if o.latency > hardBound {
@@ -655,6 +653,19 @@ func TestFaults(t *testing.T) {
 		t.Errorf("goroutines grew from %d to %d over the run:\n%s", g0, g1, buf[:runtime.Stack(buf, true)])
 	}
 
+	// A misbehaving answer that arrives after the timeout is a timeout, and degrades; most
+	// must arrive in time, or the suite would not be testing that they deny.
+	misbehaving := 0
+	for _, b := range bindings {
+		for _, m := range []faultauthz.Mode{faultauthz.Huge, faultauthz.Redirect, faultauthz.Malformed, faultauthz.Contradictory} {
+			if b.failOpen {
+				misbehaving += all.perRow[[2]string{b.name, string(m)}]
+			}
+		}
+	}
+	if all.late*4 > misbehaving {
+		t.Errorf("%d of %d misbehaving answers on failurePolicy Allow came after the timeout", all.late, misbehaving)
+	}
 	s.checkCounters(t, all)
 	t.Logf("%d requests in %s (run %s)", control.requests+warm.requests+all.requests, time.Since(start).Round(time.Millisecond), runStop.Sub(start).Round(time.Millisecond))
 }
