@@ -117,7 +117,7 @@ var (
 	descEvictions = prometheus.NewDesc("portcullis_authorizer_cache_evictions_total", "Cache entries dropped to respect an authorizer's maxEntries.", nil, nil)
 	descEntries   = prometheus.NewDesc("portcullis_authorizer_cache_entries", "Answers held in the authorizer result cache.", nil, nil)
 	descDegraded  = prometheus.NewDesc("portcullis_authorizer_degraded_total", "Authorizer failures turned into allows by failurePolicy: Allow.", nil, nil)
-	descAge       = prometheus.NewDesc("portcullis_snapshot_age_seconds", "Time since the published policy snapshot was built (grows while no change arrives, e.g. when the API server is unreachable).", nil, nil)
+	descAge       = prometheus.NewDesc("portcullis_snapshot_age_seconds", "Time since the published policy snapshot was built. It grows while nothing changes, healthy or not; portcullis_snapshot_stale_seconds tells whether the source is current.", nil, nil)
 	descObjects   = prometheus.NewDesc("portcullis_objects", "Objects in the published snapshot by kind and Ready condition.", []string{"kind", "ready"}, nil)
 )
 

@@ -25,6 +25,11 @@ const (
 // TestOutage: with the API server and etcd gone, a ready replica keeps deciding from its
 // last snapshot (fail static), stays ready, and reports growing staleness; once they are
 // back, a change flows into decisions without a restart and the staleness returns to 0.
+//
+// Cold start, in the same outage (one control-plane restart less, 10-15s): a replica
+// started while the API server is unreachable answers every Check with 503 NOT_READY, is not
+// ready and not SERVING; once the API server is back it becomes ready and decides as the
+// other one.
 func TestOutage(t *testing.T) {
 	f := newFixture(t, authorizerServer(t))
 	in := startInstance(t, restConfig)
@@ -38,17 +43,34 @@ func TestOutage(t *testing.T) {
 	})
 
 	outage := stopControlPlane(t)
+	cold := startInstance(t, restConfig)
 
-	// Decisions are exactly those of before, and the replica stays ready.
-	if d := diff(f.rows, in.decideAll(t, f.rows), f.want); d != "" {
-		t.Fatalf("decisions changed in the outage:%s", d)
+	// The ready replica decides exactly as before and stays ready; the cold one is not ready.
+	check := func() {
+		t.Helper()
+		if d := diff(f.rows, in.decideAll(t, f.rows), f.want); d != "" {
+			t.Fatalf("decisions changed in the outage:%s", d)
+		}
+		if code := in.readyz(t); code != http.StatusOK {
+			t.Fatalf("/readyz = %d in the outage, want 200", code)
+		}
+		if s := in.serving(t); s != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("gRPC health = %v in the outage, want SERVING", s)
+		}
+		if d := diff(f.rows, cold.decideAll(t, f.rows), f.notReady()); d != "" {
+			t.Fatalf("cold start, decisions before the first snapshot:%s", d)
+		}
+		if code := cold.readyz(t); code != http.StatusServiceUnavailable {
+			t.Fatalf("cold start, /readyz = %d before the first snapshot, want 503", code)
+		}
+		if s := cold.serving(t); s != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Fatalf("cold start, gRPC health = %v before the first snapshot, want NOT_SERVING", s)
+		}
+		if up, stale := cold.freshness(t); up != 0 || stale <= 0 {
+			t.Fatalf("cold start, source_up %v, stale_seconds %v before the first snapshot", up, stale)
+		}
 	}
-	if code := in.readyz(t); code != http.StatusOK {
-		t.Fatalf("/readyz = %d in the outage, want 200", code)
-	}
-	if s := in.serving(t); s != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("gRPC health = %v in the outage, want SERVING", s)
-	}
+	check()
 	// The source is known stale, and the staleness grows.
 	var first float64
 	took = eventually(t, settle, "source stale", func() error {
@@ -59,19 +81,14 @@ func TestOutage(t *testing.T) {
 		first = stale
 		return nil
 	})
-	t.Logf("outage noticed after %v (stale_seconds %.3f)", took.Round(time.Millisecond), first)
+	t.Logf("outage noticed %v after the control plane was down (stale_seconds %.3f)", took.Round(time.Millisecond), first)
 	eventually(t, settle, "staleness grows", func() error {
 		if _, stale := in.freshness(t); stale < first+1 {
 			return fmt.Errorf("stale_seconds %.3f, want >= %.3f", stale, first+1)
 		}
 		return nil
 	})
-	if d := diff(f.rows, in.decideAll(t, f.rows), f.want); d != "" {
-		t.Fatalf("decisions changed in the outage:%s", d)
-	}
-	if code := in.readyz(t); code != http.StatusOK {
-		t.Fatalf("/readyz = %d in the outage, want 200", code)
-	}
+	check()
 	if _, stale := in.freshness(t); time.Duration(stale*float64(time.Second)) > time.Since(outage)+time.Second {
 		t.Errorf("stale_seconds %.3f, but the outage began %v ago", stale, time.Since(outage))
 	}
@@ -79,18 +96,42 @@ func TestOutage(t *testing.T) {
 	startControlPlane(t)
 	back := time.Now()
 	disable(t, f.ns, "one")
-	took = in.wantDecisions(t, catchUp, f.rows, f.withCredentialOneDisabled())
-	t.Logf("outage %v; change after restart in decisions %v later", back.Sub(outage).Round(time.Millisecond), took.Round(time.Millisecond))
+	want := f.withCredentialOneDisabled()
+	took = in.wantDecisions(t, catchUp, f.rows, want)
+	t.Logf("outage %v; the change made after it in decisions %v later", back.Sub(outage).Round(time.Millisecond), took.Round(time.Millisecond))
 	took = eventually(t, catchUp, "source current again", func() error {
 		if up, stale := in.freshness(t); up != 1 || stale != 0 {
 			return fmt.Errorf("source_up %v, stale_seconds %v", up, stale)
 		}
 		return nil
 	})
-	t.Logf("stale_seconds back to 0 %v after the change was seen", took.Round(time.Millisecond))
+	t.Logf("stale_seconds back to 0 %v after that", took.Round(time.Millisecond))
 	if code := in.readyz(t); code != http.StatusOK {
 		t.Fatalf("/readyz = %d after the outage, want 200", code)
 	}
+
+	took = eventually(t, catchUp, "cold start ready", func() error {
+		if code := cold.readyz(t); code != http.StatusOK {
+			return fmt.Errorf("/readyz = %d", code)
+		}
+		return nil
+	})
+	t.Logf("cold start: ready %v after the API server was back", time.Since(back).Round(time.Millisecond))
+	if d := diff(f.rows, cold.decideAll(t, f.rows), want); d != "" {
+		t.Fatalf("cold start, decisions once ready:%s", d)
+	}
+	eventually(t, settle, "cold start gRPC health SERVING", func() error {
+		if s := cold.serving(t); s != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("%v", s)
+		}
+		return nil
+	})
+	eventually(t, catchUp, "cold start source current", func() error {
+		if up, stale := cold.freshness(t); up != 1 || stale != 0 {
+			return fmt.Errorf("source_up %v, stale_seconds %v", up, stale)
+		}
+		return nil
+	})
 }
 
 // disable sets spec.disabled on a credential, retrying while the API server settles.
@@ -105,55 +146,6 @@ func disable(t *testing.T, ns, name string) {
 		}
 		c.Spec.Disabled = true
 		return k8s.Update(ctx, &c)
-	})
-}
-
-// TestColdStart: a replica started while the API server is unreachable answers every Check
-// with 503 NOT_READY and is not ready; once the API server is back it becomes ready and
-// serves the routes.
-func TestColdStart(t *testing.T) {
-	f := newFixture(t, authorizerServer(t))
-	down := stopControlPlane(t)
-	in := startInstance(t, restConfig)
-
-	for range 3 { // a few passes: nothing changes while the source cannot be reached
-		if d := diff(f.rows, in.decideAll(t, f.rows), f.notReady()); d != "" {
-			t.Fatalf("decisions before the first snapshot:%s", d)
-		}
-		if code := in.readyz(t); code != http.StatusServiceUnavailable {
-			t.Fatalf("/readyz = %d before the first snapshot, want 503", code)
-		}
-		if s := in.serving(t); s != healthpb.HealthCheckResponse_NOT_SERVING {
-			t.Fatalf("gRPC health = %v before the first snapshot, want NOT_SERVING", s)
-		}
-		if up, _ := in.freshness(t); up != 0 {
-			t.Fatalf("source_up %v before the first snapshot, want 0", up)
-		}
-	}
-
-	startControlPlane(t)
-	back := time.Now()
-	took := eventually(t, catchUp, "ready", func() error {
-		if code := in.readyz(t); code != http.StatusOK {
-			return fmt.Errorf("/readyz = %d", code)
-		}
-		return nil
-	})
-	t.Logf("unreachable for %v; ready %v after the API server was back", back.Sub(down).Round(time.Millisecond), took.Round(time.Millisecond))
-	if d := diff(f.rows, in.decideAll(t, f.rows), f.want); d != "" {
-		t.Fatalf("decisions once ready:%s", d)
-	}
-	eventually(t, settle, "gRPC health SERVING", func() error {
-		if s := in.serving(t); s != healthpb.HealthCheckResponse_SERVING {
-			return fmt.Errorf("%v", s)
-		}
-		return nil
-	})
-	eventually(t, settle, "source current", func() error {
-		if up, stale := in.freshness(t); up != 1 || stale != 0 {
-			return fmt.Errorf("source_up %v, stale_seconds %v", up, stale)
-		}
-		return nil
 	})
 }
 
