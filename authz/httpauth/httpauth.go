@@ -123,7 +123,25 @@ func (h *Handler) Convert(req *http.Request) (engine.Request, error) {
 		fwd, orig = false, false
 	}
 	var err error
+	// A forwarding header given twice is two answers to one question (a proxy that appends
+	// rather than sets, after a client sent its own): refuse, never pick one.
+	var repeated []string
+	if fwd {
+		repeated = append(repeated, "X-Forwarded-Method", "X-Forwarded-Uri")
+	}
+	if orig {
+		repeated = append(repeated, "X-Original-Method", "X-Original-Uri", "X-Original-Url")
+	}
+	if fwd || orig {
+		repeated = append(repeated, "X-Forwarded-Host")
+	}
+	for _, name := range repeated {
+		if len(req.Header.Values(name)) > 1 {
+			err = fmt.Errorf("the request repeats %s", name)
+		}
+	}
 	switch {
+	case err != nil:
 	case fwd && orig:
 		err = errors.New("the request carries both X-Forwarded-Method/-Uri and X-Original-Method/-URI/-URL; set --forward-auth-headers to the family your proxy sets")
 	case fwd:
@@ -206,7 +224,8 @@ func splitAbsoluteURL(u string) (host, target string, ok bool) {
 }
 
 // clientAddr is the peer, or, when the peer is a trusted proxy, the right-most address of
-// X-Forwarded-For that is not itself a trusted proxy.
+// X-Forwarded-For that is not itself a trusted proxy (the invalid Addr, which no
+// allowedCIDRs list contains, when an entry on the way there is not an address).
 func (h *Handler) clientAddr(req *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(req.RemoteAddr)
 	if err != nil {
@@ -226,7 +245,9 @@ func (h *Handler) clientAddr(req *http.Request) netip.Addr {
 		for j := len(parts) - 1; j >= 0; j-- {
 			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
 			if err != nil {
-				return peer // unparseable: do not guess
+				// Unparseable ("unknown", "1.2.3.4:80", ""): the client is unknown. Not the
+				// proxy, whose address an allowedCIDRs list may well hold.
+				return netip.Addr{}
 			}
 			a = a.Unmap()
 			if !h.trusted(a) {
