@@ -103,7 +103,8 @@ type Decision struct {
 	App        Factor
 	Custom     Factor
 	Degraded   bool
-	Cached     bool
+	// Cached: the custom authorizer's answer (allow or deny) came from its cache.
+	Cached bool
 	// AuthorizerTime is how long the custom authorizer took to answer (zero when it was not
 	// asked).
 	AuthorizerTime time.Duration

@@ -207,10 +207,11 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 			}
 			return deny(d, CodeAuthorizerFailure, "custom authorizer failure")
 		}
+		d.Cached = res.Cached
 		if !res.Allow {
 			return deny(d, CodeAccessDenied, msgAccessDenied)
 		}
-		d.Custom, d.Degraded, d.Cached = FactorPassed, res.Degraded, res.Cached
+		d.Custom, d.Degraded = FactorPassed, res.Degraded
 		ctxKVs = res.Context
 	}
 	if ctx.Err() != nil {

@@ -96,6 +96,7 @@ func TestDecide(t *testing.T) {
 		want     engine.Code
 		wantMsg  string // substring of the message
 		calls    int32  // authorizer calls expected
+		cached   bool   // the authorizer's answer came from its cache
 		upstream []engine.Header
 	}{
 		{name: "cold start", nilSnap: true, req: engine.Request{Method: "GET", Authority: "api.example.com", Target: "/healthz"}, want: engine.CodeNotReady},
@@ -141,6 +142,8 @@ func TestDecide(t *testing.T) {
 			authz: allowWith(), want: engine.CodeAuthorizerIdentitiesFailure, calls: 0},
 		{name: "authorizer denies", req: engine.Request{Method: "POST", Authority: "api.example.com", Target: "/orders" + identity, Headers: append(hdr("x-app-code", goodCode), hdr(tokenH...)...)},
 			authz: &fakeAuthorizer{}, want: engine.CodeAccessDenied, calls: 1},
+		{name: "cached deny", req: engine.Request{Method: "POST", Authority: "api.example.com", Target: "/orders" + identity, Headers: append(hdr("x-app-code", goodCode), hdr(tokenH...)...)},
+			authz: &fakeAuthorizer{res: authorizer.Result{Cached: true}}, want: engine.CodeAccessDenied, calls: 1, cached: true},
 		{name: "authorizer fails", req: engine.Request{Method: "POST", Authority: "api.example.com", Target: "/orders" + identity, Headers: append(hdr("x-app-code", goodCode), hdr(tokenH...)...)},
 			authz: &fakeAuthorizer{err: &authorizer.Error{Reason: "timeout", Err: errors.New("timeout after 3s")}}, want: engine.CodeAuthorizerFailure, calls: 1},
 		{name: "authorizer down, failure policy Allow", req: engine.Request{Method: "POST", Authority: "api.example.com", Target: "/orders" + identity, Headers: append(hdr("x-app-code", goodCode), hdr(tokenH...)...)},
@@ -163,6 +166,9 @@ func TestDecide(t *testing.T) {
 			}
 			if tt.wantMsg != "" && !strings.Contains(d.Message, tt.wantMsg) {
 				t.Errorf("message %q does not say %q", d.Message, tt.wantMsg)
+			}
+			if d.Cached != tt.cached {
+				t.Errorf("Cached = %t, want %t", d.Cached, tt.cached)
 			}
 			if got := fa.calls.Load(); got != tt.calls {
 				t.Errorf("authorizer called %d times, want %d", got, tt.calls)

@@ -95,8 +95,11 @@ func (o *Observer) logDecision(frontend string, r *engine.Request, d *engine.Dec
 	if d.Credential != nil {
 		kv = append(kv, "credential", d.Credential.Ref)
 	}
+	if d.AuthorizerTime > 0 {
+		kv = append(kv, "cached", d.Cached)
+	}
 	if d.Custom == engine.FactorPassed {
-		kv = append(kv, "cached", d.Cached, "degraded", d.Degraded)
+		kv = append(kv, "degraded", d.Degraded)
 	}
 	if r.Source.IsValid() {
 		kv = append(kv, "source", r.Source.String())
