@@ -227,21 +227,59 @@ func TestHealth(t *testing.T) {
 	}
 }
 
-// FuzzConvert: any CheckRequest converts and is decided without panicking.
+// FuzzConvert: any CheckRequest converts and is decided, against the fixture world, without
+// panicking; with no policy it is never allowed; the response is consistent (OK exactly when
+// allowed; a deny carries JSON whose error_code is x-portcullis-error and the gRPC message);
+// and no header Portcullis sets holds CR, LF or NUL, whatever the request held.
 func FuzzConvert(f *testing.F) {
 	f.Add("GET", "api.example.com", "/orders?test=demo", "x-app-code", appCode, []byte(nil))
 	f.Add("POST", "API.EXAMPLE.COM:80", "//a/../b", "authorization", "SDK-HMAC-SHA256 Access=a, SignedHeaders=x-sdk-date, Signature=00", []byte("body"))
+	snap := enginetest.World(f, "", time.Now())
+	allow := &engine.Engine{Snapshot: func() *compile.Snapshot { return snap }, Authorizer: fuzzAuthorizer{}}
+	none := &engine.Engine{Snapshot: func() *compile.Snapshot { return nil }}
 	f.Fuzz(func(t *testing.T, method, host, path, hk, hv string, body []byte) {
-		req := envoyRequest(method, host, path, map[string]string{hk: hv})
+		req := envoyRequest(method, host, path, map[string]string{hk: hv, "token": hv})
 		req.Attributes.Request.Http.RawBody = body
 		r := extauthz.Convert(req)
-		snapNil := &engine.Engine{Snapshot: func() *compile.Snapshot { return nil }}
-		d := snapNil.Decide(context.Background(), &r)
-		if d.Allowed() {
+		if d := none.Decide(context.Background(), &r); d.Allowed() {
 			t.Fatal("allowed without a policy")
 		}
-		_ = extauthz.Response(&r, &d)
+		d := allow.Decide(context.Background(), &r)
+		resp := extauthz.Response(&r, &d)
+		var hs []*corev3.HeaderValueOption
+		if ok := resp.GetOkResponse(); ok != nil {
+			if !d.Allowed() || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+				t.Fatalf("OK response for %s", d.Code)
+			}
+			hs = ok.GetHeaders()
+		} else {
+			dr := resp.GetDeniedResponse()
+			var b map[string]string
+			if d.Allowed() || json.Unmarshal([]byte(dr.GetBody()), &b) != nil || b["error_code"] != d.Code.String() ||
+				resp.GetStatus().GetMessage() != d.Code.String() || int(dr.GetStatus().GetCode()) != d.Status() {
+				t.Fatalf("deny %s: status %v, body %q", d.Code, resp.GetStatus(), dr.GetBody())
+			}
+			hs = dr.GetHeaders()
+		}
+		for _, h := range hs {
+			if strings.ContainsAny(h.GetHeader().GetKey()+h.GetHeader().GetValue(), "\r\n\x00") {
+				t.Fatalf("header %q: %q", h.GetHeader().GetKey(), h.GetHeader().GetValue())
+			}
+		}
 	})
+}
+
+// fuzzAuthorizer allows with the request's first identity value as context (the real
+// client would refuse a hostile one; this shows the headers stay clean regardless).
+type fuzzAuthorizer struct{}
+
+func (fuzzAuthorizer) Authorize(_ context.Context, c authorizer.Call) (authorizer.Result, error) {
+	return authorizer.Result{Allow: true, Context: []authorizer.KV{{Key: "user", Value: strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, c.Identity[0])}}}, nil
 }
 
 // TestCheckSignedBody: a signed POST verifies when Envoy sends the body (with_request_body),
