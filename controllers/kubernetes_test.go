@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
@@ -54,6 +56,9 @@ func runEnv(m *testing.M) int {
 		return 1
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(zapLevel()))))
+	// client-go logs through klog: kept for the secrets hygiene test, shown with -v. Set
+	// before anything logs (klog.SetLogger is not safe to call later).
+	klog.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(klogLogs, klogStderr{})), zap.Level(zapcore.Level(-10))).WithName("klog"))
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
@@ -94,6 +99,19 @@ func runEnv(m *testing.M) int {
 	cancel()
 	<-done
 	return code
+}
+
+// klogLogs holds everything client-go logged through klog.
+var klogLogs = &syncBuffer{}
+
+// klogStderr passes klog's output to stderr in verbose runs.
+type klogStderr struct{}
+
+func (klogStderr) Write(p []byte) (int, error) {
+	if testing.Verbose() {
+		return os.Stderr.Write(p)
+	}
+	return len(p), nil
 }
 
 func zapLevel() int8 {

@@ -35,37 +35,37 @@ import (
 // up anywhere an operator or an attacker can read: logs (at any verbosity, with
 // --log-decisions), /metrics, deny bodies and headers, CLI output, load errors.
 const (
-	cSecret       = "cnrySECRET-q7Vd2pLx9Kw3Hy"          // appSecret of the good credential
-	cPlainCode    = "cnryAPPCODE-Zt4mW8rQ2nB6vX1cJ5kL9"  // plain AppCode of the good credential
-	cHashedCode   = "cnryHASHCODE-Pw3eR7tY1uI5oA9sD2fG6" // stored only as sha256:<hex>
-	cShortSecret  = "cnrySHORT-8kq2"                     // appSecret under 16 bytes: SecretInvalid
-	cShortCode    = "cnryBADCODE-3mZ"                    // AppCode under 32 characters: SecretInvalid
-	cBadHash      = "cnryBADHASH-xx9Yy8Zz7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp9Oo8Nn7Mm6Ll5Kk4Jj3I"
-	cNoKeySecret  = "cnryNOKEY-Secret-4411xQ" // a Secret without appKey
-	cDisabledSec  = "cnryDISABLED-Secret-91zzA"
-	cDisabledCode = "cnryDISABLEDCODE-Hq8Wm3Lp5Rt7Yv2Nc4"
-	cExpiredCode  = "cnryEXPIREDCODE-Kd6Fs1Gh8Jx3Zb5Mn7"
-	cOtherCode    = "cnryOTHERCODE-Vb2Nm4Qw6Er8Ty1Ui3Op"  // valid, bound nowhere
-	cWrongCode    = "cnryWRONGCODE-Ap5Sd7Fg9Hj2Kl4Zx6Cv8" // presented, known to nobody
-	cWrongSecret  = "cnryWRONGSECRET-Ui8Op0Lk3Jh5Gf"      // signs, known to nobody
-	cUserData     = "cnryUSERDATA-hx8Pq2Wz4Lm"            // authorizer user_data from a Secret
-	cLongUserData = "cnryLONGUSERDATA-Rr5Tt6"             // in a user_data over 2048 characters
-	cUnlabelled   = "cnryUNLABELLED-Zq1Xw2Ce3"            // in a Secret without the label
-	cQuery        = "cnryQUERYID-Mm3Nn4Bb5Vv6"            // identity source in the query
-	cCookie       = "cnryCOOKIEID-Gg7Hh8Jj9Kk0"           // identity source in a cookie
-	cToken        = "cnryTOKEN-"                          // identity source in a header; + the answer wanted
+	cSecret       = "cnrySC-q7Vd2pLx9Kw3Hy"            // appSecret of the good credential
+	cPlainCode    = "cnryPC-Zt4mW8rQ2nB6vX1cJ5kL9qR7s" // plain AppCode of the good credential
+	cHashedCode   = "cnryHC-Pw3eR7tY1uI5oA9sD2fG6hJ4k" // stored only as sha256:<hex>
+	cShortSecret  = "cnrySS-8kq2Zx"                    // appSecret under 16 bytes: SecretInvalid
+	cShortCode    = "cnryBC-3mZ7qP"                    // AppCode under 32 characters: SecretInvalid
+	cBadHash      = "cnryBH-xx9Yy8Zz7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp9Oo8Nn7Mm6Ll5Kk4Jj3Ii2Hh"
+	cNoKeySecret  = "cnryNK-4411xQ7wE9" // a Secret without appKey
+	cDisabledSec  = "cnryDS-91zzA3kP5"
+	cDisabledCode = "cnryDC-Hq8Wm3Lp5Rt7Yv2Nc4Bx6Zj1Ka"
+	cExpiredCode  = "cnryEC-Kd6Fs1Gh8Jx3Zb5Mn7Qp2Wr4Ty"
+	cOtherCode    = "cnryOC-Vb2Nm4Qw6Er8Ty1Ui3Op5As7Df" // valid, bound nowhere
+	cWrongCode    = "cnryWC-Ap5Sd7Fg9Hj2Kl4Zx6Cv8Bn1Mq" // presented, known to nobody
+	cWrongSecret  = "cnryWS-Ui8Op0Lk3Jh5Gf"             // signs, known to nobody
+	cUserData     = "cnryUD-hx8Pq2Wz4Lm"                // authorizer user_data from a Secret
+	cLongUserData = "cnryLU-Rr5Tt6Yy7"                  // in a user_data over 2048 characters
+	cUnlabelled   = "cnryUL-Zq1Xw2Ce3"                  // in a Secret without the label
+	cQuery        = "cnryQI-Mm3Nn4Bb5Vv6"               // identity source in the query
+	cCookie       = "cnryCI-Gg7Hh8Jj9Kk0"               // identity source in a cookie
+	cToken        = "cnryTK-"                           // identity source in a header; + the answer wanted
 	// Bad files: values in documents the file source refuses.
-	cBadB64     = "cnryBADB64-Ee1Rr2Tt3!!"
+	cBadB64     = "cnryB6-Ee1Rr2Tt3!!"
 	cNumeric    = "90210733311455599"
-	cDupKey     = "cnryDUPKEY-Yy4Uu5Ii6"
-	cSeparator  = "cnrySEPARATOR-Oo7Pp8Aa9"
-	cYAMLError  = "cnryYAMLERR-Ss1Dd2Ff3"
-	cUnknownFld = "cnryUNKNOWNFIELD-Gg4Hh5"
-	cCLIHeader  = "cnryCLIHEADER-Jj6Kk7Ll8"
+	cDupKey     = "cnryDK-Yy4Uu5Ii6"
+	cSeparator  = "cnrySP-Oo7Pp8Aa9"
+	cYAMLError  = "cnryYE-Ss1Dd2Ff3"
+	cUnknownFld = "cnryUF-Gg4Hh5Jj6"
+	cCLIHeader  = "cnryCH-Jj6Kk7Ll8"
 )
 
 // canaryForms lists what to look for: the value, its base64 and hex forms, and every
-// 12-character piece of it (a truncated or embedded copy). A value starting with "=" is a
+// 8-character piece of it (a truncated or embedded copy). A value starting with "=" is a
 // digest: only the whole of it is looked for.
 func canaryForms(v string) []string {
 	if d, ok := strings.CutPrefix(v, "="); ok {
@@ -78,7 +78,7 @@ func canaryForms(v string) []string {
 		base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b),
 		hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b)),
 	}
-	const piece = 12
+	const piece = 8
 	for i := 0; i+piece <= len(v); i++ {
 		forms = append(forms, v[i:i+piece])
 	}
@@ -89,15 +89,17 @@ func canaryForms(v string) []string {
 func leaks(canaries []string, sources map[string]string) []string {
 	var out []string
 	names := make([]string, 0, len(sources))
-	for n := range sources {
+	lower := map[string]string{}
+	for n, text := range sources {
 		names = append(names, n)
+		lower[n] = strings.ToLower(text) // case-insensitive: header names are lower-cased
 	}
 	sort.Strings(names)
 	for _, c := range canaries {
 		for _, n := range names {
-			text := sources[n]
+			text := lower[n]
 			for _, f := range canaryForms(c) {
-				if i := strings.Index(text, f); i >= 0 {
+				if i := strings.Index(text, strings.ToLower(f)); i >= 0 {
 					lo, hi := max(0, i-80), min(len(text), i+len(f)+80)
 					out = append(out, fmt.Sprintf("%q leaks into %s (as %q): …%s…", c, n, f, text[lo:hi]))
 					break
@@ -348,8 +350,17 @@ var badFileProblems = []string{
 	`40-bad.yaml:29: content after the document separator is not supported`,
 }
 
-// token returns the identity value that makes the test authorizer answer a given way.
-func token(answer string) string { return cToken + answer + "-Wq2Er4Ty6" }
+// token returns the identity value that makes the test authorizer answer a given way (the
+// answer spelt backwards, so that no piece of a token is an English word).
+func token(answer string) string { return cToken + reverse(answer) + "-Wq2Er4Ty6" }
+
+func reverse(s string) string {
+	r := []rune(s)
+	for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
+		r[i], r[j] = r[j], r[i]
+	}
+	return string(r)
+}
 
 // testAuthorizer is a custom authorizer whose answer is chosen by the token; its failures
 // echo the token back, as careless functions do.
@@ -363,7 +374,7 @@ func testAuthorizer(t *testing.T) (*httptest.Server, *sync.Map) {
 		_ = json.NewDecoder(r.Body).Decode(&ev)
 		seen.Store(ev.UserData, true)
 		tok := ev.Headers["token"]
-		answer := strings.TrimSuffix(strings.TrimPrefix(tok, cToken), "-Wq2Er4Ty6")
+		answer := reverse(strings.TrimSuffix(strings.TrimPrefix(tok, cToken), "-Wq2Er4Ty6"))
 		switch answer {
 		case "allow":
 			_, _ = io.WriteString(w, `{"status":"allow","context":{"user":"u-1"}}`)
@@ -769,7 +780,7 @@ func TestSecretsHygiene(t *testing.T) {
 
 	canaries := []string{cSecret, cPlainCode, cHashedCode, digest(cHashedCode), digest(cPlainCode), cShortSecret, cShortCode,
 		cBadHash, cNoKeySecret, cDisabledSec, cDisabledCode, cExpiredCode, cOtherCode, cWrongCode, cWrongSecret,
-		cUserData, cLongUserData, cUnlabelled, cQuery, cCookie, cBadB64, cNumeric, cDupKey, cSeparator, cYAMLError,
+		cUserData, cLongUserData, cUnlabelled, cQuery, cCookie, cBadB64, "=" + cNumeric, cDupKey, cSeparator, cYAMLError,
 		cUnknownFld, cCLIHeader}
 	for _, a := range []string{"allow", "deny", "error", "forbidden", "unknown", "malformed", "badkey", "control", "status", "wrapped", "redirect", "huge", "slow"} {
 		canaries = append(canaries, token(a))
