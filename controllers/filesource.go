@@ -15,9 +15,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -116,7 +119,8 @@ func LoadDir(dir string) ([]client.Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read policy directory: %w", err)
 	}
-	l := &loader{seen: map[objectKey]place{}}
+	var files []manifestFile
+	var errs []*LoadError
 	for _, entry := range entries {
 		if !isManifestName(entry.Name()) {
 			continue
@@ -125,7 +129,7 @@ func LoadDir(dir string) ([]client.Object, error) {
 		// Stat, not entry.Type: a ConfigMap volume presents its files as symlinks.
 		info, err := os.Stat(path)
 		if err != nil {
-			l.fail(&LoadError{File: path, Err: unwrapPathError(err)})
+			errs = append(errs, &LoadError{File: path, Err: unwrapPathError(err)})
 			continue
 		}
 		if !info.Mode().IsRegular() {
@@ -133,19 +137,20 @@ func LoadDir(dir string) ([]client.Object, error) {
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			l.fail(&LoadError{File: path, Err: unwrapPathError(err)})
+			errs = append(errs, &LoadError{File: path, Err: unwrapPathError(err)})
 			continue
 		}
-		l.loadFile(path, data)
+		files = append(files, manifestFile{path: path, docs: splitDocuments(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")))})
 	}
-	if len(l.errs) > 0 {
-		errs := make([]error, len(l.errs))
-		for i, e := range l.errs {
-			errs[i] = e
+	objs, loadErrs := loadDocuments(files)
+	if errs = append(errs, loadErrs...); len(errs) > 0 {
+		joined := make([]error, len(errs))
+		for i, e := range errs {
+			joined[i] = e
 		}
-		return nil, errors.Join(errs...)
+		return nil, errors.Join(joined...)
 	}
-	for i, obj := range l.objs {
+	for i, obj := range objs {
 		obj.SetUID(stableUID(obj))
 		obj.SetGeneration(1)
 		obj.SetCreationTimestamp(metav1.NewTime(fileEpoch.Add(time.Duration(i) * time.Second)))
@@ -153,7 +158,64 @@ func LoadDir(dir string) ([]client.Object, error) {
 			return nil, err
 		}
 	}
-	return l.objs, nil
+	return objs, nil
+}
+
+// manifestFile is one file of a policy directory, split into its documents.
+type manifestFile struct {
+	path string
+	docs []document
+}
+
+// loadDocuments decodes every document of the files, on all CPUs (YAML decoding is most of
+// the time a large directory takes to load), then puts the objects in load order, refusing
+// duplicates, and each file's problems top to bottom.
+func loadDocuments(files []manifestFile) ([]client.Object, []*LoadError) {
+	type job struct {
+		file string
+		doc  document
+		out  *loader
+	}
+	var jobs []job
+	for _, f := range files {
+		for _, d := range f.docs {
+			jobs = append(jobs, job{file: f.path, doc: d, out: &loader{}})
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(jobs), 1)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
+				jobs[i].out.loadDocument(jobs[i].file, jobs[i].doc)
+			}
+		})
+	}
+	wg.Wait()
+
+	var objs []client.Object
+	var errs []*LoadError
+	seen := map[objectKey]place{}
+	fileStart, file := 0, ""
+	for _, j := range jobs {
+		if j.file != file {
+			slices.SortStableFunc(errs[fileStart:], func(a, b *LoadError) int { return cmp.Compare(a.Line, b.Line) })
+			fileStart, file = len(errs), j.file
+		}
+		errs = append(errs, j.out.errs...)
+		for _, o := range j.out.objs {
+			key := keyOf(o.obj)
+			if first, dup := seen[key]; dup {
+				errs = append(errs, &LoadError{File: o.at.file, Line: o.at.line, Object: o.label,
+					Err: fmt.Errorf("duplicate object, already defined at %s:%d", first.file, first.line)})
+				continue
+			}
+			seen[key] = o.at
+			objs = append(objs, o.obj)
+		}
+	}
+	slices.SortStableFunc(errs[fileStart:], func(a, b *LoadError) int { return cmp.Compare(a.Line, b.Line) })
+	return objs, errs
 }
 
 // isManifestName reports whether LoadDir reads a file of this name: a YAML or JSON file that
@@ -195,11 +257,17 @@ type place struct {
 	line int
 }
 
-// loader accumulates the objects and problems of one LoadDir call.
+// loader accumulates the objects and problems of one document (several for a List).
 type loader struct {
-	objs []client.Object
-	seen map[objectKey]place
+	objs []loaded
 	errs []*LoadError
+}
+
+// loaded is an object decoded from a document, and where.
+type loaded struct {
+	obj   client.Object
+	at    place
+	label string
 }
 
 func (l *loader) fail(err *LoadError) { l.errs = append(l.errs, err) }
@@ -247,40 +315,35 @@ func splitDocuments(data []byte) []document {
 	return append(docs, cur)
 }
 
-// loadFile loads every document of one file.
-func (l *loader) loadFile(file string, data []byte) {
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	// Report this file's problems top to bottom, whatever order they were found in.
-	firstErr := len(l.errs)
-	defer func() {
-		slices.SortStableFunc(l.errs[firstErr:], func(a, b *LoadError) int { return cmp.Compare(a.Line, b.Line) })
-	}()
-	for _, doc := range splitDocuments(data) {
-		if doc.err != nil {
-			l.fail(&LoadError{File: file, Line: doc.start, Err: doc.err})
-			continue
-		}
-		j, err := sigsyaml.YAMLToJSONStrict(doc.text)
-		if err != nil {
-			line, msg := yamlErrorLine(err)
-			if line > 0 {
-				line += doc.start - 1
-			} else {
-				line = doc.firstLine()
-			}
-			l.fail(&LoadError{File: file, Line: line, Err: fmt.Errorf("invalid YAML: %s", msg)})
-			continue
-		}
-		if j = bytes.TrimSpace(j); string(j) == "null" {
-			continue // empty, or comments only
-		}
-		pos := position{file: file, line: doc.firstLine(), offset: doc.start - 1}
-		var root yamlv3.Node
-		if yamlv3.Unmarshal(doc.text, &root) == nil {
-			pos.node = deref(&root)
-		}
-		l.loadObject(j, pos)
+// loadDocument loads one document of a file.
+func (l *loader) loadDocument(file string, doc document) {
+	if doc.err != nil {
+		l.fail(&LoadError{File: file, Line: doc.start, Err: doc.err})
+		return
 	}
+	j, err := sigsyaml.YAMLToJSONStrict(doc.text)
+	if err != nil {
+		line, msg := yamlErrorLine(err)
+		if line > 0 {
+			line += doc.start - 1
+		} else {
+			line = doc.firstLine()
+		}
+		l.fail(&LoadError{File: file, Line: line, Err: fmt.Errorf("invalid YAML: %s", msg)})
+		return
+	}
+	if j = bytes.TrimSpace(j); string(j) == "null" {
+		return // empty, or comments only
+	}
+	// The YAML tree places fields in the file; it is parsed only when a problem needs it.
+	text := doc.text
+	l.loadObject(j, position{file: file, line: doc.firstLine(), offset: doc.start - 1, node: sync.OnceValue(func() *yamlv3.Node {
+		var root yamlv3.Node
+		if yamlv3.Unmarshal(text, &root) != nil {
+			return nil
+		}
+		return deref(&root)
+	})})
 }
 
 var yamlLineRE = regexp.MustCompile(`line (\d+): ([^\n]*)`)
@@ -299,23 +362,30 @@ func yamlErrorLine(err error) (int, string) {
 // position places an object's fields in its file.
 type position struct {
 	file   string
-	line   int          // the object's own line
-	node   *yamlv3.Node // the object's YAML mapping; nil when it could not be parsed
-	offset int          // added to node lines to make them file lines
+	line   int                 // the object's own line
+	node   func() *yamlv3.Node // the object's YAML mapping, parsed when asked; nil when it cannot be
+	offset int                 // added to node lines to make them file lines
 }
 
 // at is the line of the field at path ("spec.routes[1].path"), else the object's line.
 func (p position) at(path string) int {
-	if m := findNodes(p.node, path); len(m) > 0 {
+	if m := findNodes(p.tree(), path); len(m) > 0 {
 		return p.offset + m[0].key.Line
 	}
 	return p.line
 }
 
+func (p position) tree() *yamlv3.Node {
+	if p.node == nil {
+		return nil
+	}
+	return p.node()
+}
+
 // atWrongType is the line of the field at path (which has no list indexes) whose value
 // does not look like a t; the object's line when there is no such field.
 func (p position) atWrongType(path string, t reflect.Type) int {
-	matches := findNodes(p.node, path)
+	matches := findNodes(p.tree(), path)
 	for _, m := range matches {
 		if wrongType(m.value, t) {
 			return p.offset + m.key.Line
@@ -329,8 +399,9 @@ func (p position) atWrongType(path string, t reflect.Type) int {
 
 // item is the position of the element of a list at path.
 func (p position) item(path string) position {
-	if m := findNodes(p.node, path); len(m) > 0 {
-		return position{file: p.file, line: p.offset + m[0].key.Line, node: deref(m[0].value), offset: p.offset}
+	if m := findNodes(p.tree(), path); len(m) > 0 {
+		item := deref(m[0].value)
+		return position{file: p.file, line: p.offset + m[0].key.Line, node: func() *yamlv3.Node { return item }, offset: p.offset}
 	}
 	return position{file: p.file, line: p.line, offset: p.offset}
 }
@@ -547,13 +618,7 @@ func (l *loader) loadObject(j []byte, pos position) {
 	}
 
 	prepare(obj, gvk)
-	key := keyOf(obj)
-	if first, dup := l.seen[key]; dup {
-		fail(pos.line, fmt.Errorf("duplicate object, already defined at %s:%d", first.file, first.line))
-		return
-	}
-	l.seen[key] = place{pos.file, pos.line}
-	l.objs = append(l.objs, obj)
+	l.objs = append(l.objs, loaded{obj: obj, at: place{pos.file, pos.line}, label: label})
 }
 
 // loadList loads the items of a v1 List, each as if it were its own document.
