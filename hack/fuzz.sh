@@ -114,6 +114,11 @@ for t in "${targets[@]}"; do
 		echo "---- $name failed; last lines of $log:"
 		grep -v '^fuzz: elapsed' "$log" | tail -25 | sed 's/^/    /'
 		crasher=$(sed -nE 's/.*Failing input written to (testdata\/fuzz\/[^ ]+).*/\1/p' "$log" | tail -1)
+		if [ -z "$crasher" ]; then
+			# A seed that fails: a committed file (or an f.Add seed, or go's cached corpus).
+			seed=$(sed -nE "s/.*failure while testing seed corpus entry: $name\/([^ ]+).*/\1/p" "$log" | tail -1)
+			[ -n "$seed" ] && [ -f "$dir/testdata/fuzz/$name/$seed" ] && crasher=testdata/fuzz/$name/$seed
+		fi
 		if [ -n "$crasher" ]; then
 			echo "    CRASHER: $dir/$crasher"
 			echo "    replay:  $GO test -run='^$name/$(basename "$crasher")\$' ./$dir/"
