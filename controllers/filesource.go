@@ -291,6 +291,15 @@ func (d document) firstLine() int {
 	return d.start
 }
 
+// lastLine is the line of the document's last line in the file.
+func (d document) lastLine() int {
+	n := bytes.Count(d.text, []byte("\n"))
+	if n > 0 && d.text[len(d.text)-1] == '\n' {
+		n--
+	}
+	return d.start + n
+}
+
 // splitDocuments splits a file at its "---" (and "...") lines, keeping each document's
 // starting line so errors can be placed in the file.
 func splitDocuments(data []byte) []document {
@@ -325,7 +334,8 @@ func (l *loader) loadDocument(file string, doc document) {
 	if err != nil {
 		line, msg := yamlErrorLine(err)
 		if line > 0 {
-			line += doc.start - 1
+			// The parser places an error at the end of the input on the line after it.
+			line = min(line+doc.start-1, doc.lastLine())
 		} else {
 			line = doc.firstLine()
 		}
