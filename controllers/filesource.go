@@ -818,14 +818,21 @@ type FileSource struct {
 	// are the receiver's to keep.
 	Apply func(objs []client.Object)
 
-	// generations remembers, per object, the generation and content hash last applied; kept
-	// for deleted objects too so a generation never repeats for different content.
-	generations map[objectKey]generation
+	// generations remembers, per object, the generation last applied; kept for deleted
+	// objects too so a generation never repeats for different content.
+	generations map[objectKey]*generation
+	loads       uint64 // successful loads, to find the objects a load no longer has
 }
 
+// generation is what bumpGenerations knows of an object. Hashing an object's content is
+// most of the cost of a load, so it is done only for objects whose resourceVersion (as
+// LoadDir computed it) changed, and for objects that were deleted.
 type generation struct {
-	spec string
-	gen  int64
+	gen    int64
+	baseRV string        // the resourceVersion LoadDir gave the last applied object
+	last   client.Object // the last applied object; nil once deleted
+	spec   string        // the content hash of a deleted object
+	load   uint64        // the last load that had the object
 }
 
 // Start loads the directory and calls Apply, then watches the directory until ctx is done,
@@ -849,7 +856,7 @@ func (s *FileSource) Start(ctx context.Context) error {
 	if err := watcher.Add(dir); err != nil {
 		return fmt.Errorf("watch policy directory %s: %w", dir, err)
 	}
-	s.generations = map[objectKey]generation{}
+	s.generations = map[objectKey]*generation{}
 	if err := s.reload(dir); err != nil {
 		return err
 	}
@@ -946,25 +953,45 @@ func (s *FileSource) reload(dir string) error {
 // bumpGenerations gives each object the generation the API server would have: one more
 // than last time when anything but metadata changed.
 func (s *FileSource) bumpGenerations(objs []client.Object) error {
+	s.loads++
 	for _, obj := range objs {
-		h, err := specHash(obj)
-		if err != nil {
-			return err
-		}
-		key := keyOf(obj)
-		g, seen := s.generations[key]
+		key, base := keyOf(obj), obj.GetResourceVersion()
+		g := s.generations[key]
 		switch {
-		case !seen:
-			g = generation{spec: h, gen: 1}
-		case g.spec != h:
-			g = generation{spec: h, gen: g.gen + 1}
+		case g == nil:
+			g = &generation{gen: 1}
+			s.generations[key] = g
+		case g.last != nil && g.baseRV == base: // unchanged
+		default:
+			h, err := specHash(obj)
+			if err != nil {
+				return err
+			}
+			prev := g.spec
+			if g.last != nil {
+				if prev, err = specHash(g.last); err != nil {
+					return err
+				}
+			}
+			if prev != h {
+				g.gen++
+			}
 		}
-		s.generations[key] = g
+		g.baseRV, g.last, g.spec, g.load = base, obj, "", s.loads
 		if obj.GetGeneration() != g.gen {
 			obj.SetGeneration(g.gen)
 			if err := setResourceVersion(obj); err != nil {
 				return err
 			}
+		}
+	}
+	for _, g := range s.generations {
+		if g.load != s.loads && g.last != nil { // deleted by this load
+			h, err := specHash(g.last)
+			if err != nil {
+				return err
+			}
+			g.spec, g.last = h, nil
 		}
 	}
 	return nil
