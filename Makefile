@@ -95,18 +95,20 @@ test-faults: ## Fault-injection suite at full size (PORTCULLIS_FAULT_REQUESTS=$(
 	PORTCULLIS_FAULT_REQUESTS=$(FAULT_REQUESTS) $(GO) test -count=1 -v -timeout=15m -run '^TestFaults$$' ./test/faults/
 
 BENCH_COUNT ?= 3
+# `make bench` runs the load test on the small world only; `make bench-e2e` runs both worlds.
+BENCH_LOADTEST_FLAGS ?= -worlds=small
 
 .PHONY: test-e2e
 test-e2e: envtest build nginx ## nginx auth_request -> Portcullis (out of cluster) -> kube-apiserver, end to end (needs nginx, kubectl).
 	$(GO) test -tags e2e -count=1 -v -timeout=3m ./test/e2e/
 
 .PHONY: bench
-bench: $(BENCHSTAT) ## Benchmarks with figures against their targets (compile at 10k bindings / 100k credentials).
+bench: $(BENCHSTAT) ## Micro-benchmarks (benchstat summary, figures against their targets) and the small-world load test.
 	@mkdir -p $(BIN)
 	$(GO) test -run='^$$' -bench='Build' -benchmem -benchtime=5x -count=$(BENCH_COUNT) ./authz/compile/ | tee $(BIN)/bench.txt
 	$(GO) test -run='^$$' -bench='Lookup' -benchmem -count=$(BENCH_COUNT) ./authz/compile/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) ./authz/engine/ ./authz/signing/ ./authz/authorizer/ ./authz/extauthz/ | tee -a $(BIN)/bench.txt
-	$(MAKE) --no-print-directory bench-e2e | tee -a $(BIN)/bench.txt
+	$(MAKE) --no-print-directory bench-e2e LOADTEST_FLAGS="$(BENCH_LOADTEST_FLAGS)" | tee -a $(BIN)/bench.txt
 	@echo; echo "== summary (benchstat: median and spread of the $(BENCH_COUNT) runs)"; $(BENCHSTAT) $(BIN)/bench.txt
 	@echo; echo "== against the targets (each run)"; awk -f hack/bench-report.awk $(BIN)/bench.txt
 
