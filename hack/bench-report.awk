@@ -24,8 +24,9 @@
   split($1, p, "/"); sub(/-[0-9]+$/, "", p[3])
   for (i = 2; i <= NF; i++) m[$i] = $(i-1)
   target = (p[2] == "idle") ? 10 : 20
-  printf "%-38s %10.3f ms   target %d ms p99 ratio %.2f   (p50 %.3f; API %.3f, watch %.3f, event->decision %.3f/%.3f p50/p99, build %.3f)\n", \
-    "propagation " p[2] " " p[3], m["p99-ms"], target, m["p99-ms"]/target, m["p50-ms"], m["api-ms"], m["watch-ms"], m["publish-ms"], m["publish-p99-ms"], m["build-ms"]
+  printf "%-38s %10.3f ms   target %d ms p99 ratio %.2f   (p50 %.3f; API %.3f, watch %.3f, event->decision %.3f/%.3f p50/p99, build %.3f%s)\n", \
+    "propagation " p[2] " " p[3], m["p99-ms"], target, m["p99-ms"]/target, m["p50-ms"], m["api-ms"], m["watch-ms"], m["publish-ms"], m["publish-p99-ms"], m["build-ms"], \
+    ("loadavg" in m) ? sprintf("; machine load avg %.1f", m["loadavg"]) : ""
   if (p[2] == "load") printf "%-38s %10.0f /s   check round trip p99 %.3f ms\n", "  checks served meanwhile", m["checks/s"], m["check-p99-ms"]
   delete m
 }
