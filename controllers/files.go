@@ -41,7 +41,7 @@ func RunFiles(ctx context.Context, dir string, debounce time.Duration, policy *P
 		policy.Replace(DropUnlabelledSecrets(objs, log))
 		note(policy.Rebuild(true))
 		fileLoads.WithLabelValues("ok").Inc()
-	}}
+	}, Rejected: func(error) { fileLoads.WithLabelValues("error").Inc() }}
 	go func() {
 		var timer <-chan time.Time
 		for {
@@ -61,11 +61,7 @@ func RunFiles(ctx context.Context, dir string, debounce time.Duration, policy *P
 			}
 		}
 	}()
-	err := src.Start(ctx)
-	if err != nil {
-		fileLoads.WithLabelValues("error").Inc()
-	}
-	return err
+	return src.Start(ctx)
 }
 
 // DropUnlabelledSecrets drops the Secrets a cluster's informer cache would not hold (those

@@ -817,6 +817,9 @@ type FileSource struct {
 	// previous load. It is called from Start's goroutine, one call at a time; the objects
 	// are the receiver's to keep.
 	Apply func(objs []client.Object)
+	// Rejected, if set, is called with the error of every load that fails (the first one,
+	// which Start returns, and every later one, which keeps the last good policy).
+	Rejected func(err error)
 
 	// generations remembers, per object, the generation last applied; kept for deleted
 	// objects too so a generation never repeats for different content.
@@ -937,7 +940,12 @@ func (s *FileSource) Start(ctx context.Context) error {
 }
 
 // reload loads the directory and, if that succeeds, applies it.
-func (s *FileSource) reload(dir string) error {
+func (s *FileSource) reload(dir string) (err error) {
+	defer func() {
+		if err != nil && s.Rejected != nil {
+			s.Rejected(err)
+		}
+	}()
 	objs, err := LoadDir(dir)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -437,9 +438,10 @@ spec:
 
 // runningSource is a FileSource started on a directory, with what it applied and logged.
 type runningSource struct {
-	applied chan []client.Object
-	logs    chan string
-	last    []client.Object // what was applied last
+	applied  chan []client.Object
+	logs     chan string
+	last     []client.Object // what was applied last
+	rejected atomic.Int32    // calls of Rejected
 }
 
 func startSource(t *testing.T, dir string) *runningSource {
@@ -453,7 +455,8 @@ func startSource(t *testing.T, dir string) *runningSource {
 			default:
 			}
 		}, funcr.Options{}),
-		Apply: func(objs []client.Object) { r.applied <- objs },
+		Apply:    func(objs []client.Object) { r.applied <- objs },
+		Rejected: func(error) { r.rejected.Add(1) },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -503,6 +506,9 @@ func (r *runningSource) waitKept(t *testing.T, want string) {
 			}
 			if !strings.Contains(line, want) {
 				t.Fatalf("reload failed with %s, want an error containing %q", line, want)
+			}
+			if r.rejected.Load() == 0 {
+				t.Error("Rejected was not called for the failed reload")
 			}
 			select {
 			case objs := <-r.applied:
@@ -723,13 +729,14 @@ func wantGeneration(gen int64) func(t *testing.T, objs []client.Object) {
 
 func TestFileSourceFirstLoad(t *testing.T) {
 	tests := []struct {
-		name    string
-		files   map[string]string
-		noDir   bool
-		wantErr string
+		name     string
+		files    map[string]string
+		noDir    bool
+		wantErr  string
+		rejected int // calls of Rejected
 	}{
-		{name: "broken file", files: map[string]string{"a.yaml": brokenCredentialYAML}, wantErr: `a.yaml:6: Credential "a": unknown field "spec.secretReff"`},
-		{name: "missing directory", noDir: true, wantErr: "no such file or directory"},
+		{name: "broken file", files: map[string]string{"a.yaml": brokenCredentialYAML}, wantErr: `a.yaml:6: Credential "a": unknown field "spec.secretReff"`, rejected: 1},
+		{name: "missing directory", noDir: true, wantErr: "no such file or directory"}, // nothing to load: not a rejected load
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -740,14 +747,17 @@ func TestFileSourceFirstLoad(t *testing.T) {
 			for name, content := range tt.files {
 				writeFile(t, filepath.Join(dir, name), content)
 			}
-			applied := false
-			src := &FileSource{Dir: dir, Apply: func([]client.Object) { applied = true }}
+			applied, rejected := false, 0
+			src := &FileSource{Dir: dir, Apply: func([]client.Object) { applied = true }, Rejected: func(error) { rejected++ }}
 			err := src.Start(context.Background())
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("Start = %v, want an error containing %q", err, tt.wantErr)
 			}
 			if applied {
 				t.Error("Apply was called although the first load failed")
+			}
+			if rejected != tt.rejected {
+				t.Errorf("Rejected called %d times, want %d", rejected, tt.rejected)
 			}
 		})
 	}
