@@ -28,6 +28,8 @@ type frontends struct {
 	grpcAddr, httpAddr string
 	maxClockSkew       time.Duration
 	maxBodyBytes       int64
+	maxHeaders         int
+	maxHeaderBytes     int
 	trusted            []netip.Prefix
 	logDecisions       bool
 	mode               httpauth.Mode
@@ -52,10 +54,12 @@ func (f frontends) run(ctx context.Context, policy *controllers.Policy) error {
 	client := authorizer.New(authorizer.Options{Transport: transport})
 	defer client.CloseIdleConnections()
 	eng := &engine.Engine{
-		Snapshot:     policy.Snapshot,
-		Authorizer:   client,
-		MaxClockSkew: f.maxClockSkew,
-		MaxBodyBytes: f.maxBodyBytes,
+		Snapshot:       policy.Snapshot,
+		Authorizer:     client,
+		MaxClockSkew:   f.maxClockSkew,
+		MaxBodyBytes:   f.maxBodyBytes,
+		MaxHeaders:     f.maxHeaders,
+		MaxHeaderBytes: f.maxHeaderBytes,
 	}
 	obs, err := observe.New(metrics.Registry, client, policy.Snapshot, f.log, f.logDecisions)
 	if err != nil {

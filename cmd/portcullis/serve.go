@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/portcullis-dev/portcullis/authz/engine"
 	"github.com/portcullis-dev/portcullis/authz/httpauth"
 	"github.com/portcullis-dev/portcullis/controllers"
 )
@@ -42,6 +43,8 @@ type serveOptions struct {
 	httpAddr           string
 	maxClockSkew       time.Duration
 	maxBodyBytes       int64
+	maxHeaders         int
+	maxHeaderBytes     int
 	trustedProxies     string
 	logDecisions       bool
 	forwardAuthHeaders string
@@ -68,6 +71,8 @@ func serve(args []string) error {
 	fs.StringVar(&o.httpAddr, "http-addr", ":9002", "address of the HTTP forward-auth endpoint (ingress-nginx, Traefik, Caddy, Envoy HTTP ext_authz)")
 	fs.DurationVar(&o.maxClockSkew, "max-clock-skew", 15*time.Minute, "how far X-Sdk-Date of a signed request may be from this server's clock")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", 64<<10, "largest request body read by the HTTP endpoint and sent to an authorizer with sendBody: true (longer bodies are cut)")
+	fs.IntVar(&o.maxHeaders, "max-request-headers", engine.DefaultMaxHeaders, "most headers a request may carry; more is refused with 400 REQUEST_PARAMETERS_FAILURE (-1: no limit)")
+	fs.IntVar(&o.maxHeaderBytes, "max-request-header-bytes", engine.DefaultMaxHeaderBytes, "most bytes of header names and values a request may carry; more is refused with 400 REQUEST_PARAMETERS_FAILURE (-1: no limit)")
 	fs.BoolVar(&o.logDecisions, "log-decisions", false, "log every decision (request id, method, host, path, binding, code, credential; never header values, secrets or AppCodes)")
 	fs.StringVar(&o.forwardAuthHeaders, "forward-auth-headers", "auto", "which headers carry the original request on the HTTP endpoint: auto (X-Forwarded-* or X-Original-*; both at once is refused), forwarded (Traefik, Caddy), original (nginx, ingress-nginx) or none (Envoy HTTP ext_authz: the request itself)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxy-cidrs", "127.0.0.0/8,::1/128", "comma-separated CIDRs of proxies whose X-Forwarded-For gives the client address (HTTP endpoint)")
@@ -106,7 +111,7 @@ func serve(args []string) error {
 	}
 	fe := frontends{
 		grpcAddr: o.grpcAddr, httpAddr: o.httpAddr, maxClockSkew: o.maxClockSkew,
-		maxBodyBytes: o.maxBodyBytes, trusted: trusted, logDecisions: o.logDecisions, mode: mode, log: log.WithName("decide"),
+		maxBodyBytes: o.maxBodyBytes, maxHeaders: o.maxHeaders, maxHeaderBytes: o.maxHeaderBytes, trusted: trusted, logDecisions: o.logDecisions, mode: mode, log: log.WithName("decide"),
 	}
 	g.Go(func() error { return fe.run(ctx, policy) })
 
