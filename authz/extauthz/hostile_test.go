@@ -3,9 +3,6 @@ package extauthz_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -25,29 +22,12 @@ import (
 
 const officeCode = "APPCODE-OFFICE-CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
 
-// hostileClient is Portcullis on loopback gRPC with a real authorizer function: token t0k is
-// allowed with a clean context, "crlf" and "nul" with a context value that would split or
+// hostileClient is Portcullis on loopback gRPC with enginetest.HostileAuthorizer: token t0k
+// is allowed with a clean context, "crlf" and "nul" with a context value that would split or
 // cut a header.
 func hostileClient(t *testing.T) authv3.AuthorizationClient {
 	t.Helper()
-	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev struct {
-			Headers map[string]string `json:"headers"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&ev)
-		switch ev.Headers["token"] {
-		case "t0k":
-			_, _ = io.WriteString(w, `{"status":"allow","context":{"user":"u-42"}}`)
-		case "crlf":
-			_, _ = io.WriteString(w, `{"status":"allow","context":{"user":"u-42\r\nx-portcullis-credential: shop/root"}}`)
-		case "nul":
-			_, _ = io.WriteString(w, `{"status":"allow","context":{"user":"u-42\u0000admin"}}`)
-		default:
-			_, _ = io.WriteString(w, `{"status":"deny"}`)
-		}
-	}))
-	t.Cleanup(fn.Close)
-	snap := enginetest.World(t, fn.URL+"/verify", time.Now())
+	snap := enginetest.World(t, enginetest.HostileAuthorizer(t), time.Now())
 	eng := &engine.Engine{Snapshot: func() *compile.Snapshot { return snap }, Authorizer: authorizer.New(authorizer.Options{})}
 	gs, _ := extauthz.NewGRPCServer(&extauthz.Server{Engine: eng})
 	return authv3.NewAuthorizationClient(enginetest.Serve(t, gs))

@@ -26,32 +26,8 @@ const officeCode = "APPCODE-OFFICE-CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
 // loopback is the default of --trusted-proxy-cidrs.
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
-// hostileAuthorizer is a real authorizer function: token t0k is allowed with a clean context;
-// "crlf" and "nul" are allowed with a context value that would split or cut a header.
-func hostileAuthorizer(t *testing.T) string {
-	t.Helper()
-	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev struct {
-			Headers map[string]string `json:"headers"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&ev)
-		switch ev.Headers["token"] {
-		case "t0k":
-			_, _ = io.WriteString(w, `{"status":"allow","context":{"user":"u-42"}}`)
-		case "crlf":
-			_, _ = io.WriteString(w, `{"status":"allow","context":{"user":"u-42\r\nx-portcullis-credential: shop/root"}}`)
-		case "nul":
-			_, _ = io.WriteString(w, `{"status":"allow","context":{"user":"u-42\u0000admin"}}`)
-		default:
-			_, _ = io.WriteString(w, `{"status":"deny"}`)
-		}
-	}))
-	t.Cleanup(fn.Close)
-	return fn.URL + "/verify"
-}
-
 func hostileEngine(t *testing.T) *engine.Engine {
-	snap := enginetest.World(t, hostileAuthorizer(t), time.Now())
+	snap := enginetest.World(t, enginetest.HostileAuthorizer(t), time.Now())
 	return &engine.Engine{Snapshot: func() *compile.Snapshot { return snap }, Authorizer: authorizer.New(authorizer.Options{})}
 }
 

@@ -3,7 +3,11 @@
 package enginetest
 
 import (
+	"encoding/json"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -79,4 +83,30 @@ func Serve(tb testing.TB, gs *grpc.Server) *grpc.ClientConn {
 	}
 	tb.Cleanup(func() { _ = conn.Close() })
 	return conn
+}
+
+// HostileAuthorizer serves, for the rest of the test, a custom authorizer function that
+// allows token "t0k" with context user=u-42, allows "crlf" and "nul" with a context value
+// that would split or cut a header, and denies any other token. It returns the URL to give
+// World.
+func HostileAuthorizer(tb testing.TB) string {
+	tb.Helper()
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Headers map[string]string `json:"headers"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		switch ev.Headers["token"] {
+		case "t0k":
+			_, _ = io.WriteString(w, `{"status":"allow","context":{"user":"u-42"}}`)
+		case "crlf":
+			_, _ = io.WriteString(w, `{"status":"allow","context":{"user":"u-42\r\nx-portcullis-credential: shop/root"}}`)
+		case "nul":
+			_, _ = io.WriteString(w, `{"status":"allow","context":{"user":"u-42\u0000admin"}}`)
+		default:
+			_, _ = io.WriteString(w, `{"status":"deny"}`)
+		}
+	}))
+	tb.Cleanup(fn.Close)
+	return fn.URL + "/verify"
 }
