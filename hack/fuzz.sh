@@ -15,6 +15,10 @@ cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-10s}
+# Minimising each new interesting input may take go test's default of 60s, during which a slow
+# target (FuzzLoadDir writes files) executes nothing new; a run that ends then fails with
+# "context deadline exceeded". A bounded minimisation keeps short runs fuzzing.
+FUZZMINIMIZETIME=${FUZZMINIMIZETIME:-100x}
 LOGDIR=${FUZZ_LOG_DIR:-bin/fuzz}
 mkdir -p "$LOGDIR"
 
@@ -93,6 +97,7 @@ for t in "${targets[@]}"; do
 		importpath=$module/$dir
 		[ "$dir" = . ] && importpath=$module
 		if ! (cd "$dir" && "$bin" -test.run='^$' -test.fuzz="^${name}\$" -test.fuzztime="$FUZZTIME" \
+			-test.fuzzminimizetime="$FUZZMINIMIZETIME" \
 			-test.fuzzcachedir="$fuzzcache/$importpath" -test.paniconexit0) >>"$log" 2>&1; then
 			status=FAIL
 		elif ! grep -q '^fuzz: elapsed' "$log"; then
