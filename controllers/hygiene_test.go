@@ -3,15 +3,11 @@ package controllers_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +30,7 @@ import (
 	"github.com/portcullis-dev/portcullis/authz/httpauth"
 	"github.com/portcullis-dev/portcullis/authz/observe"
 	"github.com/portcullis-dev/portcullis/controllers"
+	"github.com/portcullis-dev/portcullis/internal/canary"
 )
 
 // Canaries of the Kubernetes hygiene world: no log line, status, Event, metric or deny may
@@ -88,51 +85,6 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// hygieneForms lists what to look for: the value, its base64 and hex forms, and every
-// 8-character piece of it. A value starting with "=" is a digest, looked for whole.
-func hygieneForms(v string) []string {
-	if d, ok := strings.CutPrefix(v, "="); ok {
-		return []string{d}
-	}
-	b := []byte(v)
-	forms := []string{v,
-		base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
-		base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b),
-		hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b))}
-	for i := 0; i+8 <= len(v); i++ {
-		forms = append(forms, v[i:i+8])
-	}
-	return forms
-}
-
-func hygieneLeaks(canaries []string, sources map[string]string) []string {
-	names := make([]string, 0, len(sources))
-	lower := map[string]string{}
-	for n, text := range sources {
-		names = append(names, n)
-		lower[n] = strings.ToLower(text)
-	}
-	sort.Strings(names)
-	var out []string
-	for _, c := range canaries {
-		for _, n := range names {
-			text := lower[n]
-			for _, f := range hygieneForms(c) {
-				if i := strings.Index(text, strings.ToLower(f)); i >= 0 {
-					out = append(out, fmt.Sprintf("%q leaks into %s (as %q): …%s…", c, n, f, text[max(0, i-80):min(len(text), i+len(f)+80)]))
-					break
-				}
-			}
-		}
-	}
-	return out
-}
-
-func digestOf(s string) string {
-	d := sha256.Sum256([]byte(s))
-	return "=" + hex.EncodeToString(d[:])
 }
 
 // TestSecretsHygieneKubernetes runs a replica of the Kubernetes source logging at the
@@ -204,7 +156,7 @@ func TestSecretsHygieneKubernetes(t *testing.T) {
 
 	sec := func(name string, data map[string]string) *corev1.Secret { return secret(ns, name, data) }
 	good := sec("good", map[string]string{"appKey": ns + "-good", "appSecret": kSecret,
-		"appCodes": kPlainCode + "\nsha256:" + strings.TrimPrefix(digestOf(kHashedCode), "=")})
+		"appCodes": kPlainCode + "\nsha256:" + strings.TrimPrefix(canary.Digest(kHashedCode), "=")})
 	nokey := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nokey", Labels: map[string]string{authv1alpha1.CredentialSecretLabel: "true"}},
 		Data: map[string][]byte{"appSecret": []byte(kNoKeySecret)}}
 	unlabelled := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unlabelled"},
@@ -398,13 +350,13 @@ func TestSecretsHygieneKubernetes(t *testing.T) {
 		}
 	}
 
-	canaries := []string{kSecret, kRotated, kPlainCode, kHashedCode, digestOf(kHashedCode), digestOf(kPlainCode), kShortSecret, kShortCode,
+	canaries := []string{kSecret, kRotated, kPlainCode, kHashedCode, canary.Digest(kHashedCode), canary.Digest(kPlainCode), kShortSecret, kShortCode,
 		kBadHash, kNoKeySecret, kDisabledSec, kDisabledCode, kExpiredCode, kOtherCode, kConflictSec, kConflictCode, kWrongCode,
 		kWrongSecret, kUserData, kLongUserData, kUnlabelledSec}
 	for _, a := range []string{"allow", "deny", "error", "malformed", "badcontext"} {
 		canaries = append(canaries, kToken4(a))
 	}
-	for _, l := range hygieneLeaks(canaries, sources) {
+	for _, l := range canary.Leaks(canaries, sources) {
 		t.Error(l)
 	}
 }

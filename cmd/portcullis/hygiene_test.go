@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +13,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +26,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/authz/signing"
 	"github.com/portcullis-dev/portcullis/controllers"
+	"github.com/portcullis-dev/portcullis/internal/canary"
 )
 
 // Canaries: distinctive secret values planted in the hygiene world. None of them may show
@@ -63,60 +61,6 @@ const (
 	cUnknownFld = "cnryUF-Gg4Hh5Jj6"
 	cCLIHeader  = "cnryCH-Jj6Kk7Ll8"
 )
-
-// canaryForms lists what to look for: the value, its base64 and hex forms, and every
-// 8-character piece of it (a truncated or embedded copy). A value starting with "=" is a
-// digest: only the whole of it is looked for.
-func canaryForms(v string) []string {
-	if d, ok := strings.CutPrefix(v, "="); ok {
-		return []string{d}
-	}
-	b := []byte(v)
-	forms := []string{
-		v,
-		base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
-		base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b),
-		hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b)),
-	}
-	const piece = 8
-	for i := 0; i+piece <= len(v); i++ {
-		forms = append(forms, v[i:i+piece])
-	}
-	return forms
-}
-
-// leaks reports, for each canary, every captured source holding one of its forms.
-func leaks(canaries []string, sources map[string]string) []string {
-	var out []string
-	names := make([]string, 0, len(sources))
-	lower := map[string]string{}
-	for n, text := range sources {
-		names = append(names, n)
-		lower[n] = strings.ToLower(text) // case-insensitive: header names are lower-cased
-	}
-	sort.Strings(names)
-	for _, c := range canaries {
-		for _, n := range names {
-			text := lower[n]
-			for _, f := range canaryForms(c) {
-				if i := strings.Index(text, strings.ToLower(f)); i >= 0 {
-					lo, hi := max(0, i-80), min(len(text), i+len(f)+80)
-					out = append(out, fmt.Sprintf("%q leaks into %s (as %q): …%s…", c, n, f, text[lo:hi]))
-					break
-				}
-			}
-		}
-	}
-	return out
-}
-
-// digest is the canary for the stored form of a hashed AppCode.
-func digest(s string) string { return "=" + sha256Hex(s) }
-
-func sha256Hex(s string) string {
-	d := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(d[:])
-}
 
 // hygieneWorld writes the policy directory: every kind of credential and authorizer, good
 // and broken, all holding canaries.
@@ -177,7 +121,7 @@ apiVersion: v1
 kind: Secret
 metadata: {name: unlabelled, namespace: hyg}
 stringData: {appKey: hyg-unlabelled, appSecret: %[14]s}
-`, cSecret, cPlainCode, sha256Hex(cHashedCode), cShortSecret, cShortCode, cBadHash,
+`, cSecret, cPlainCode, canary.Digest(cHashedCode)[1:], cShortSecret, cShortCode, cBadHash,
 			base64.StdEncoding.EncodeToString([]byte(cNoKeySecret)), cDisabledSec, cDisabledCode, cExpiredCode, cOtherCode,
 			cUserData, cLongUserData+strings.Repeat("x", 2100), cUnlabelled),
 		"10-credentials.yaml": `apiVersion: auth.portcullis.dev/v1alpha1
@@ -778,14 +722,14 @@ func TestSecretsHygiene(t *testing.T) {
 		t.Errorf("check did not allow:\n%s", sources["CLI check allow --describe"])
 	}
 
-	canaries := []string{cSecret, cPlainCode, cHashedCode, digest(cHashedCode), digest(cPlainCode), cShortSecret, cShortCode,
+	canaries := []string{cSecret, cPlainCode, cHashedCode, canary.Digest(cHashedCode), canary.Digest(cPlainCode), cShortSecret, cShortCode,
 		cBadHash, cNoKeySecret, cDisabledSec, cDisabledCode, cExpiredCode, cOtherCode, cWrongCode, cWrongSecret,
 		cUserData, cLongUserData, cUnlabelled, cQuery, cCookie, cBadB64, "=" + cNumeric, cDupKey, cSeparator, cYAMLError,
 		cUnknownFld, cCLIHeader}
 	for _, a := range []string{"allow", "deny", "error", "forbidden", "unknown", "malformed", "badkey", "control", "status", "wrapped", "redirect", "huge", "slow"} {
 		canaries = append(canaries, token(a))
 	}
-	for _, l := range leaks(canaries, sources) {
+	for _, l := range canary.Leaks(canaries, sources) {
 		t.Error(l)
 	}
 }
