@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc/codes"
@@ -940,20 +939,10 @@ type loadMark struct {
 	lat int
 }
 
-// envoyCheck is a CheckRequest as Envoy's HTTP ext_authz filter sends it: the headers in a
-// map with the pseudo-headers (Host folded into :authority) and the peer addresses.
+// envoyCheck is a two-factor CheckRequest as Envoy's HTTP ext_authz filter sends it.
 func envoyCheck(host, path, code string) *authv3.CheckRequest {
-	h := map[string]string{":authority": host, ":method": "GET", ":path": path, ":scheme": "https",
-		"x-request-id": "3f1c6b9e-" + code[:12], "user-agent": "okhttp/4.12.0", "accept": "application/json",
-		"x-forwarded-proto": "https", "x-app-code": code, "token": goodToken}
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-			SocketAddress: &corev3.SocketAddress{Address: "10.1.2.3", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 51234}}}}},
-		Destination: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-			SocketAddress: &corev3.SocketAddress{Address: "10.0.0.9", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8443}}}}},
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Id: "1234567890", Method: "GET", Headers: h, Path: path, Host: host, Scheme: "https", Protocol: "HTTP/2"}},
-	}}
+	return enginetest.EnvoyRequest("GET", host, path, map[string]string{
+		"x-request-id": "3f1c6b9e-" + code[:12], "user-agent": "okhttp/4.12.0", "x-app-code": code, "token": goodToken})
 }
 
 // startLoad serves the replica's policy through extauthz and starts workers goroutines

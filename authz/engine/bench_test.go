@@ -3,8 +3,6 @@ package engine_test
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -18,14 +16,11 @@ import (
 	"github.com/portcullis-dev/portcullis/authz/engine/enginetest"
 )
 
-// liveWorld is testdata/world with its authorizer pointed at a real local HTTP function.
+// liveWorld is the fixture world with its authorizer pointed at a real local HTTP function
+// (enginetest.Authorizer, which allows token t0k).
 func liveWorld(b *testing.B) *compile.Snapshot {
 	b.Helper()
-	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte(`{"status":"allow","context":{"user":"u-42"}}`))
-	}))
-	b.Cleanup(fn.Close)
-	return enginetest.World(b, fn.URL+"/verify", time.Now())
+	return enginetest.World(b, enginetest.Authorizer(b), time.Now())
 }
 
 func benchDecide(b *testing.B, e *engine.Engine, r *engine.Request) {

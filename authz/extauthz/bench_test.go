@@ -2,8 +2,6 @@ package extauthz_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -19,15 +17,11 @@ import (
 	"github.com/portcullis-dev/portcullis/authz/extauthz"
 )
 
-// benchServer is the ext_authz server over the test world, its authorizer a local function
-// that allows every caller.
+// benchServer is the ext_authz server over the fixture world, its authorizer a local function
+// (enginetest.Authorizer, which allows token t0k).
 func benchServer(b *testing.B) *extauthz.Server {
 	b.Helper()
-	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte(`{"status":"allow","context":{"user":"u-42"}}`))
-	}))
-	b.Cleanup(fn.Close)
-	snap := enginetest.World(b, fn.URL+"/verify", time.Now())
+	snap := enginetest.World(b, enginetest.Authorizer(b), time.Now())
 	eng := &engine.Engine{Snapshot: func() *compile.Snapshot { return snap }, Authorizer: authorizer.New(authorizer.Options{})}
 	return &extauthz.Server{Engine: eng}
 }

@@ -63,24 +63,8 @@ func newStack(t *testing.T) *stack {
 	return &stack{client: authv3.NewAuthorizationClient(conn), health: healthpb.NewHealthClient(conn), calls: calls}
 }
 
-// envoyRequest is a CheckRequest shaped as Envoy's HTTP ext_authz filter sends it: headers as
-// a map with the pseudo-headers (and Host folded into :authority), the source socket address.
-func envoyRequest(method, authority, path string, headers map[string]string) *authv3.CheckRequest {
-	h := map[string]string{":authority": authority, ":method": method, ":path": path, ":scheme": "http",
-		"x-request-id": "3f1c6b9e-envoy", "user-agent": "curl/8.5.0", "accept": "*/*", "x-forwarded-proto": "http"}
-	for k, v := range headers {
-		h[k] = v
-	}
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-			SocketAddress: &corev3.SocketAddress{Address: "10.1.2.3", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 51234}}}}},
-		Destination: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-			SocketAddress: &corev3.SocketAddress{Address: "10.0.0.9", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8080}}}}},
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Id: "1234567890", Method: method, Headers: h, Path: path, Host: authority, Scheme: "http", Protocol: "HTTP/1.1",
-		}},
-	}}
-}
+// envoyRequest is enginetest.EnvoyRequest: what Envoy's HTTP ext_authz filter sends.
+var envoyRequest = enginetest.EnvoyRequest
 
 // rawRequest is the same with encode_raw_headers: header_map with raw values, empty map.
 func rawRequest(method, authority, path string, headers [][2]string) *authv3.CheckRequest {

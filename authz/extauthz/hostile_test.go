@@ -22,12 +22,12 @@ import (
 
 const officeCode = "APPCODE-OFFICE-CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
 
-// hostileClient is Portcullis on loopback gRPC with enginetest.HostileAuthorizer: token t0k
+// hostileClient is Portcullis on loopback gRPC with enginetest.Authorizer: token t0k
 // is allowed with a clean context, "crlf" and "nul" with a context value that would split or
 // cut a header.
 func hostileClient(t *testing.T) authv3.AuthorizationClient {
 	t.Helper()
-	snap := enginetest.World(t, enginetest.HostileAuthorizer(t), time.Now())
+	snap := enginetest.World(t, enginetest.Authorizer(t), time.Now())
 	eng := &engine.Engine{Snapshot: func() *compile.Snapshot { return snap }, Authorizer: authorizer.New(authorizer.Options{})}
 	gs, _ := extauthz.NewGRPCServer(&extauthz.Server{Engine: eng})
 	return authv3.NewAuthorizationClient(enginetest.Serve(t, gs))

@@ -27,7 +27,7 @@ const officeCode = "APPCODE-OFFICE-CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 func hostileEngine(t *testing.T) *engine.Engine {
-	snap := enginetest.World(t, enginetest.HostileAuthorizer(t), time.Now())
+	snap := enginetest.World(t, enginetest.Authorizer(t), time.Now())
 	return &engine.Engine{Snapshot: func() *compile.Snapshot { return snap }, Authorizer: authorizer.New(authorizer.Options{})}
 }
 

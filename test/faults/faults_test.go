@@ -25,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 
@@ -34,7 +33,6 @@ import (
 	"github.com/portcullis-dev/portcullis/authz/engine"
 	"github.com/portcullis-dev/portcullis/authz/engine/enginetest"
 	"github.com/portcullis-dev/portcullis/authz/extauthz"
-	"github.com/portcullis-dev/portcullis/controllers"
 	"github.com/portcullis-dev/portcullis/internal/faultauthz"
 )
 
@@ -136,32 +134,7 @@ func newStack(t *testing.T) *stack {
 // is Ready: a binding left out would deny for the wrong reason.
 func loadWorld(t *testing.T, url string) *compile.Snapshot {
 	t.Helper()
-	src := filepath.Join("testdata", "world")
-	dir := t.TempDir()
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b = []byte(strings.ReplaceAll(string(b), placeholderURL, url))
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	objs, err := controllers.LoadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := compile.NewInputs()
-	in.Now = time.Now()
-	for _, o := range objs {
-		in.Set(o)
-	}
-	snap, statuses := compile.Build(in, nil)
+	snap, statuses := enginetest.Load(t, filepath.Join("testdata", "world"), placeholderURL, url, time.Now())
 	ready := 0
 	for _, st := range statuses {
 		for _, c := range st.Conditions {
@@ -209,10 +182,7 @@ func token(r row, i int64) string {
 // envoyRequest is a CheckRequest as Envoy's HTTP ext_authz filter sends it. Every third request
 // also spoofs the headers Portcullis owns or maps.
 func envoyRequest(b binding, r row, i int64, id string) *authv3.CheckRequest {
-	path := "/" + b.name + "/orders/" + strconv.FormatInt(i, 10) + "?page=2"
-	h := map[string]string{":authority": host, ":method": "GET", ":path": path, ":scheme": "https",
-		"x-request-id": id, "user-agent": "fault-client/1.0", "accept": "application/json", "x-forwarded-proto": "https",
-		"x-app-code": appCode}
+	h := map[string]string{"x-request-id": id, "user-agent": "fault-client/1.0", "x-app-code": appCode}
 	if !r.noIdentity {
 		h["token"] = token(r, i)
 	}
@@ -221,15 +191,7 @@ func envoyRequest(b binding, r row, i int64, id string) *authv3.CheckRequest {
 		h["x-user-id"] = "root"
 		h["x-auth-mode"] = "admin"
 	}
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-			SocketAddress: &corev3.SocketAddress{Address: "203.0.113.9", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}}}}},
-		Destination: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-			SocketAddress: &corev3.SocketAddress{Address: "10.0.0.9", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8443}}}}},
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Id: id, Method: "GET", Headers: h, Path: path, Host: host, Scheme: "https", Protocol: "HTTP/2",
-		}},
-	}}
+	return enginetest.EnvoyRequest("GET", host, "/"+b.name+"/orders/"+strconv.FormatInt(i, 10)+"?page=2", h)
 }
 
 // do sends one request and checks its answer against DESIGN.md.

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -35,8 +37,16 @@ func Dir() string {
 // instead of the unreachable placeholder.
 func World(tb testing.TB, authorizerURL string, now time.Time) *compile.Snapshot {
 	tb.Helper()
-	dir := Dir()
-	if authorizerURL != "" {
+	s, _ := Load(tb, Dir(), placeholderURL, authorizerURL, now)
+	return s
+}
+
+// Load compiles the policy directory dir at now, with every occurrence of placeholder in its
+// files replaced by url (when url is set), and returns the snapshot and every object's
+// status.
+func Load(tb testing.TB, dir, placeholder, url string, now time.Time) (*compile.Snapshot, []compile.ObjectStatus) {
+	tb.Helper()
+	if url != "" {
 		tmp := tb.TempDir()
 		entries, err := os.ReadDir(dir)
 		if err != nil {
@@ -47,7 +57,7 @@ func World(tb testing.TB, authorizerURL string, now time.Time) *compile.Snapshot
 			if err != nil {
 				tb.Fatal(err)
 			}
-			b = []byte(strings.ReplaceAll(string(b), placeholderURL, authorizerURL))
+			b = []byte(strings.ReplaceAll(string(b), placeholder, url))
 			if err := os.WriteFile(filepath.Join(tmp, e.Name()), b, 0o644); err != nil {
 				tb.Fatal(err)
 			}
@@ -63,8 +73,27 @@ func World(tb testing.TB, authorizerURL string, now time.Time) *compile.Snapshot
 	for _, o := range objs {
 		in.Set(o)
 	}
-	s, _ := compile.Build(in, nil)
-	return s
+	return compile.Build(in, nil)
+}
+
+// EnvoyRequest is a CheckRequest shaped as Envoy's HTTP ext_authz filter sends it: headers as
+// a map with the pseudo-headers (and Host folded into :authority), the usual headers of a
+// client behind Envoy (headers given replace them), and the source socket address.
+func EnvoyRequest(method, authority, path string, headers map[string]string) *authv3.CheckRequest {
+	h := map[string]string{":authority": authority, ":method": method, ":path": path, ":scheme": "http",
+		"x-request-id": "3f1c6b9e-envoy", "user-agent": "curl/8.5.0", "accept": "*/*", "x-forwarded-proto": "http"}
+	for k, v := range headers {
+		h[k] = v
+	}
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+			SocketAddress: &corev3.SocketAddress{Address: "10.1.2.3", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 51234}}}}},
+		Destination: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+			SocketAddress: &corev3.SocketAddress{Address: "10.0.0.9", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8080}}}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: "1234567890", Method: method, Headers: h, Path: path, Host: authority, Scheme: "http", Protocol: "HTTP/1.1",
+		}},
+	}}
 }
 
 // Serve serves gs on a loopback port for the rest of the test and returns a connection to
@@ -85,11 +114,10 @@ func Serve(tb testing.TB, gs *grpc.Server) *grpc.ClientConn {
 	return conn
 }
 
-// HostileAuthorizer serves, for the rest of the test, a custom authorizer function that
-// allows token "t0k" with context user=u-42, allows "crlf" and "nul" with a context value
-// that would split or cut a header, and denies any other token. It returns the URL to give
-// World.
-func HostileAuthorizer(tb testing.TB) string {
+// Authorizer serves, for the rest of the test, a custom authorizer function that allows token
+// "t0k" with context user=u-42, allows "crlf" and "nul" with a context value that would split
+// or cut a header, and denies any other token. It returns the URL to give World.
+func Authorizer(tb testing.TB) string {
 	tb.Helper()
 	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var ev struct {
