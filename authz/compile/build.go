@@ -248,8 +248,18 @@ func (s *Snapshot) stateOrNil() *state {
 }
 
 // addRef and dropRef keep a reverse index: which objects name a target.
-func addRef[K comparable, V comparable](m *pmapEdit[K, []V], target K, user V) {
+//
+// In a full build (full) every slice is the build's own and each user adds all its targets
+// before the next user starts, so a repeat is always the last element and the slice can grow
+// in place: an authorizer named by 10,000 bindings costs 10,000 appends, not 10,000 copies.
+func addRef[K comparable, V comparable](m *pmapEdit[K, []V], target K, user V, full bool) {
 	users, _ := m.Get(target)
+	if full {
+		if len(users) == 0 || users[len(users)-1] != user {
+			m.Set(target, append(users, user))
+		}
+		return
+	}
 	if slices.Contains(users, user) {
 		return
 	}
@@ -334,7 +344,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 			dropRef(b.secretUsers, oldRef, key)
 		}
 		if obj != nil && oldRef != newRef {
-			addRef(b.secretUsers, newRef, key)
+			addRef(b.secretUsers, newRef, key, b.full)
 		}
 		if old != nil && old.cred != nil {
 			dropRef(b.keyClaims, old.cred.AppKey, k)
@@ -615,7 +625,7 @@ func (b *builder) authorizers(dirty, dirtyBinds set[nn]) {
 			dropRef(b.secretUsers, oldRef, key)
 		}
 		if hasNew && (!hadOld || oldRef != newRef) {
-			addRef(b.secretUsers, newRef, key)
+			addRef(b.secretUsers, newRef, key, b.full)
 		}
 		users, _ := b.authzUsers.Get(k)
 		for _, u := range users {
@@ -676,7 +686,7 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 				dropRef(b.authzUsers, nn{Namespace: k.Namespace, Name: oa}, k)
 			}
 			if na != "" {
-				addRef(b.authzUsers, nn{Namespace: k.Namespace, Name: na}, k)
+				addRef(b.authzUsers, nn{Namespace: k.Namespace, Name: na}, k, b.full)
 			}
 		}
 		if !slices.Equal(oc, nc) {
@@ -686,7 +696,7 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 				}
 			}
 			for _, c := range nc {
-				addRef(b.credUsers, nn{Namespace: k.Namespace, Name: c}, k)
+				addRef(b.credUsers, nn{Namespace: k.Namespace, Name: c}, k, b.full)
 			}
 		}
 		if oldObj != nil {
