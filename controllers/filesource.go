@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -108,13 +109,48 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // replaced. The UID is a hash of group, kind, namespace and name, so it survives edits and
 // moves; the generation is 1; creationTimestamp is 2000-01-01T00:00:00Z plus one second per
 // object before it in load order, so an object earlier in the directory is older; and
-// resourceVersion is a hash of everything else in the returned object, so it changes
-// exactly when the object does (including when its creationTimestamp moves because
-// objects were added or removed earlier in the directory). CRD defaults are not applied.
+// resourceVersion is a hash of the object's canonical JSON (keys sorted, as YAML becomes
+// JSON), its place in load order and its generation, so it changes whenever the object
+// does (including when its creationTimestamp moves because objects were added or removed
+// earlier in the directory) and not for comments or formatting. CRD defaults are not
+// applied.
 //
 // On any problem LoadDir returns no objects and an error joining one *LoadError per
 // problem, each naming its file and line.
 func LoadDir(dir string) ([]client.Object, error) {
+	loaded, err := loadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]client.Object, len(loaded))
+	for i, o := range loaded {
+		objs[i] = o.obj
+	}
+	return objs, nil
+}
+
+// fileObject is an object LoadDir returns, with what the file source remembers of it.
+type fileObject struct {
+	obj client.Object
+	uid [16]byte // the UID's bytes: group, kind, namespace and name hashed
+	// content hashes the object's canonical JSON as written; spec hashes the same JSON
+	// without metadata and status: what a generation counts changes of.
+	content, spec [16]byte
+}
+
+// setGeneration sets the generation and the resourceVersion, a hash of the content, the
+// place in load order (which sets the creationTimestamp) and the generation.
+func (o *fileObject) setGeneration(index, gen int64) {
+	o.obj.SetGeneration(gen)
+	var b [len(o.content) + 16]byte
+	copy(b[:], o.content[:])
+	binary.LittleEndian.PutUint64(b[len(o.content):], uint64(index))
+	binary.LittleEndian.PutUint64(b[len(o.content)+8:], uint64(gen))
+	sum := sha256.Sum256(b[:])
+	o.obj.SetResourceVersion(hex.EncodeToString(sum[:8]))
+}
+
+func loadDir(dir string) ([]fileObject, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read policy directory: %w", err)
@@ -150,13 +186,12 @@ func LoadDir(dir string) ([]client.Object, error) {
 		}
 		return nil, errors.Join(joined...)
 	}
-	for i, obj := range objs {
-		obj.SetUID(stableUID(obj))
-		obj.SetGeneration(1)
-		obj.SetCreationTimestamp(metav1.NewTime(fileEpoch.Add(time.Duration(i) * time.Second)))
-		if err := setResourceVersion(obj); err != nil {
-			return nil, err
-		}
+	for i := range objs {
+		o := &objs[i]
+		o.uid = stableUID(o.obj)
+		o.obj.SetUID(types.UID(formatUUID(o.uid)))
+		o.obj.SetCreationTimestamp(metav1.NewTime(fileEpoch.Add(time.Duration(i) * time.Second)))
+		o.setGeneration(int64(i), 1)
 	}
 	return objs, nil
 }
@@ -170,7 +205,7 @@ type manifestFile struct {
 // loadDocuments decodes every document of the files, on all CPUs (YAML decoding is most of
 // the time a large directory takes to load), then puts the objects in load order, refusing
 // duplicates, and each file's problems top to bottom.
-func loadDocuments(files []manifestFile) ([]client.Object, []*LoadError) {
+func loadDocuments(files []manifestFile) ([]fileObject, []*LoadError) {
 	type job struct {
 		file string
 		doc  document
@@ -193,7 +228,7 @@ func loadDocuments(files []manifestFile) ([]client.Object, []*LoadError) {
 	}
 	wg.Wait()
 
-	var objs []client.Object
+	var objs []fileObject
 	var errs []*LoadError
 	seen := map[objectKey]place{}
 	fileStart, file := 0, ""
@@ -211,7 +246,7 @@ func loadDocuments(files []manifestFile) ([]client.Object, []*LoadError) {
 				continue
 			}
 			seen[key] = o.at
-			objs = append(objs, o.obj)
+			objs = append(objs, o.fileObject)
 		}
 	}
 	slices.SortStableFunc(errs[fileStart:], func(a, b *LoadError) int { return cmp.Compare(a.Line, b.Line) })
@@ -265,7 +300,7 @@ type loader struct {
 
 // loaded is an object decoded from a document, and where.
 type loaded struct {
-	obj   client.Object
+	fileObject
 	at    place
 	label string
 }
@@ -282,10 +317,17 @@ type document struct {
 // firstLine is the line of the document's first content: neither blank, nor a comment, nor
 // a directive. It is where a person looks for the object.
 func (d document) firstLine() int {
-	for i, line := range bytes.Split(d.text, []byte("\n")) {
+	text := d.text
+	for n := d.start; len(text) > 0; n++ {
+		line := text
+		if i := bytes.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = nil
+		}
 		line = bytes.TrimSpace(line)
 		if len(line) > 0 && line[0] != '#' && line[0] != '%' {
-			return d.start + i
+			return n
 		}
 	}
 	return d.start
@@ -301,26 +343,32 @@ func (d document) lastLine() int {
 }
 
 // splitDocuments splits a file at its "---" (and "...") lines, keeping each document's
-// starting line so errors can be placed in the file.
+// starting line so errors can be placed in the file. The documents share data.
 func splitDocuments(data []byte) []document {
 	var docs []document
 	cur := document{start: 1}
-	for i, line := range bytes.SplitAfter(data, []byte("\n")) {
-		trimmed := bytes.TrimRight(line, " \t\r\n")
+	begin := 0 // where cur's text begins in data
+	for i, lineNo := 0, 0; i < len(data); lineNo++ {
+		end := len(data)
+		if n := bytes.IndexByte(data[i:], '\n'); n >= 0 {
+			end = i + n + 1
+		}
+		trimmed := bytes.TrimRight(data[i:end], " \t\r\n")
 		isSep := string(trimmed) == "---" || string(trimmed) == "..." ||
 			bytes.HasPrefix(trimmed, []byte("--- ")) || bytes.HasPrefix(trimmed, []byte("---\t"))
-		if !isSep {
-			cur.text = append(cur.text, line...)
-			continue
+		if isSep {
+			cur.text = data[begin:i:i]
+			docs = append(docs, cur)
+			cur, begin = document{start: lineNo + 2}, end
+			if rest := bytes.TrimSpace(trimmed[3:]); len(rest) > 0 && rest[0] != '#' {
+				cur.start = lineNo + 1
+				// Not quoted back: whatever was pasted there may be a secret.
+				cur.err = errors.New("content after the document separator is not supported (start the document on the next line)")
+			}
 		}
-		docs = append(docs, cur)
-		cur = document{start: i + 2}
-		if rest := bytes.TrimSpace(trimmed[3:]); len(rest) > 0 && rest[0] != '#' {
-			cur.start = i + 1
-			// Not quoted back: whatever was pasted there may be a secret.
-			cur.err = errors.New("content after the document separator is not supported (start the document on the next line)")
-		}
+		i = end
 	}
+	cur.text = data[begin:len(data):len(data)]
 	return append(docs, cur)
 }
 
@@ -628,7 +676,9 @@ func (l *loader) loadObject(j []byte, pos position) {
 	}
 
 	prepare(obj, gvk)
-	l.objs = append(l.objs, loaded{obj: obj, at: place{pos.file, pos.line}, label: label})
+	o := loaded{fileObject: fileObject{obj: obj}, at: place{pos.file, pos.line}, label: label}
+	o.content, o.spec = contentHashes(j)
+	l.objs = append(l.objs, o)
 }
 
 // loadList loads the items of a v1 List, each as if it were its own document.
@@ -745,46 +795,107 @@ func prepare(obj client.Object, gvk schema.GroupVersionKind) {
 	}
 }
 
-// stableUID derives an object's UID from its group, kind, namespace and name, formatted as
-// an RFC 9562 version 8 UUID.
-func stableUID(obj client.Object) types.UID {
+// stableUID derives an object's UID from its group, kind, namespace and name.
+func stableUID(obj client.Object) [16]byte {
 	gk := obj.GetObjectKind().GroupVersionKind().GroupKind()
 	sum := sha256.Sum256([]byte("portcullis.files\x00" + gk.Group + "\x00" + gk.Kind + "\x00" +
 		obj.GetNamespace() + "\x00" + obj.GetName()))
-	u := sum[:16]
+	return [16]byte(sum[:16])
+}
+
+// formatUUID formats a UID as an RFC 9562 version 8 UUID.
+func formatUUID(u [16]byte) string {
 	u[6] = u[6]&0x0f | 0x80
 	u[8] = u[8]&0x3f | 0x80
-	return types.UID(fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16]))
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	hex.Encode(b[9:13], u[4:6])
+	hex.Encode(b[14:18], u[6:8])
+	hex.Encode(b[19:23], u[8:10])
+	hex.Encode(b[24:36], u[10:16])
+	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
+	return string(b[:])
 }
 
-// setResourceVersion sets the resourceVersion to a short hash of everything else.
-func setResourceVersion(obj client.Object) error {
-	obj.SetResourceVersion("")
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return fmt.Errorf("hash %s %s/%s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetNamespace(), obj.GetName(), err)
-	}
-	sum := sha256.Sum256(b)
-	obj.SetResourceVersion(hex.EncodeToString(sum[:8]))
-	return nil
+// contentHashes hashes an object's JSON j (canonical: it is what sigs.k8s.io/yaml made of
+// the YAML, keys sorted) twice: whole, and without its metadata and status members, which is
+// what the API server bumps the generation for. j must be a valid JSON object.
+func contentHashes(j []byte) (content, spec [16]byte) {
+	c := sha256.Sum256(j)
+	h := sha256.New()
+	members(j, func(key, member []byte) {
+		if string(key) != `"metadata"` && string(key) != `"status"` {
+			h.Write(member)
+			h.Write([]byte{0})
+		}
+	})
+	var s [sha256.Size]byte
+	h.Sum(s[:0])
+	return [16]byte(c[:16]), [16]byte(s[:16])
 }
 
-// specHash hashes everything but metadata: what the API server bumps the generation for.
-func specHash(obj client.Object) (string, error) {
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return "", err
+// members calls f with each member of the valid JSON object j: the key as written (with its
+// quotes) and the whole member ("key":value).
+func members(j []byte, f func(key, member []byte)) {
+	i := skipSpace(j, 1) // past '{'
+	for i < len(j) && j[i] == '"' {
+		start := i
+		i = skipString(j, i)
+		key := j[start:i]
+		i = skipSpace(j, i)
+		i = skipSpace(j, i+1) // past ':'
+		i = skipValue(j, i)
+		f(key, bytes.TrimRight(j[start:i], " \t\r\n"))
+		i = skipSpace(j, i)
+		if i < len(j) && j[i] == ',' {
+			i = skipSpace(j, i+1)
+		}
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(b, &fields); err != nil {
-		return "", err
+}
+
+func skipSpace(j []byte, i int) int {
+	for i < len(j) && (j[i] == ' ' || j[i] == '\t' || j[i] == '\n' || j[i] == '\r') {
+		i++
 	}
-	delete(fields, "metadata")
-	if b, err = json.Marshal(fields); err != nil {
-		return "", err
+	return i
+}
+
+// skipString returns the index after the string that opens at j[i].
+func skipString(j []byte, i int) int {
+	for i++; i < len(j); i++ {
+		switch j[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
+	return i
+}
+
+// skipValue returns the index after the value that starts at j[i].
+func skipValue(j []byte, i int) int {
+	depth := 0
+	for ; i < len(j); i++ {
+		switch j[i] {
+		case '"':
+			i = skipString(j, i) - 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
 }
 
 const (
@@ -821,21 +932,16 @@ type FileSource struct {
 	// which Start returns, and every later one, which keeps the last good policy).
 	Rejected func(err error)
 
-	// generations remembers, per object, the generation last applied; kept for deleted
-	// objects too so a generation never repeats for different content.
-	generations map[objectKey]*generation
-	loads       uint64 // successful loads, to find the objects a load no longer has
+	// generations remembers, per object (by UID), the generation last applied and the
+	// hash of its spec; kept for deleted objects too so a generation never repeats for
+	// different content.
+	generations map[[16]byte]generation
 }
 
-// generation is what bumpGenerations knows of an object. Hashing an object's content is
-// most of the cost of a load, so it is done only for objects whose resourceVersion (as
-// LoadDir computed it) changed, and for objects that were deleted.
+// generation is what bumpGenerations knows of an object.
 type generation struct {
-	gen    int64
-	baseRV string        // the resourceVersion LoadDir gave the last applied object
-	last   client.Object // the last applied object; nil once deleted
-	spec   string        // the content hash of a deleted object
-	load   uint64        // the last load that had the object
+	gen  int64
+	spec [16]byte // the hash fileObject.spec of the last applied object
 }
 
 // Start loads the directory and calls Apply, then watches the directory until ctx is done,
@@ -859,7 +965,7 @@ func (s *FileSource) Start(ctx context.Context) error {
 	if err := watcher.Add(dir); err != nil {
 		return fmt.Errorf("watch policy directory %s: %w", dir, err)
 	}
-	s.generations = map[objectKey]*generation{}
+	s.generations = map[[16]byte]generation{}
 	if err := s.reload(dir); err != nil {
 		return err
 	}
@@ -946,12 +1052,14 @@ func (s *FileSource) reload(dir string) (err error) {
 			s.Rejected(err)
 		}
 	}()
-	objs, err := LoadDir(dir)
+	loaded, err := loadDir(dir)
 	if err != nil {
 		return err
 	}
-	if err := s.bumpGenerations(objs); err != nil {
-		return err
+	s.bumpGenerations(loaded)
+	objs := make([]client.Object, len(loaded))
+	for i, o := range loaded {
+		objs[i] = o.obj
 	}
 	s.Log.Info("Loaded policy directory", "dir", dir, "objects", len(objs))
 	s.Apply(objs)
@@ -960,47 +1068,19 @@ func (s *FileSource) reload(dir string) (err error) {
 
 // bumpGenerations gives each object the generation the API server would have: one more
 // than last time when anything but metadata changed.
-func (s *FileSource) bumpGenerations(objs []client.Object) error {
-	s.loads++
-	for _, obj := range objs {
-		key, base := keyOf(obj), obj.GetResourceVersion()
-		g := s.generations[key]
+func (s *FileSource) bumpGenerations(objs []fileObject) {
+	for i := range objs {
+		o := &objs[i]
+		g, ok := s.generations[o.uid]
 		switch {
-		case g == nil:
-			g = &generation{gen: 1}
-			s.generations[key] = g
-		case g.last != nil && g.baseRV == base: // unchanged
-		default:
-			h, err := specHash(obj)
-			if err != nil {
-				return err
-			}
-			prev := g.spec
-			if g.last != nil {
-				if prev, err = specHash(g.last); err != nil {
-					return err
-				}
-			}
-			if prev != h {
-				g.gen++
-			}
+		case !ok:
+			g = generation{gen: 1, spec: o.spec}
+		case g.spec != o.spec:
+			g = generation{gen: g.gen + 1, spec: o.spec}
 		}
-		g.baseRV, g.last, g.spec, g.load = base, obj, "", s.loads
-		if obj.GetGeneration() != g.gen {
-			obj.SetGeneration(g.gen)
-			if err := setResourceVersion(obj); err != nil {
-				return err
-			}
+		s.generations[o.uid] = g
+		if g.gen != 1 {
+			o.setGeneration(int64(i), g.gen)
 		}
 	}
-	for _, g := range s.generations {
-		if g.load != s.loads && g.last != nil { // deleted by this load
-			h, err := specHash(g.last)
-			if err != nil {
-				return err
-			}
-			g.spec, g.last = h, nil
-		}
-	}
-	return nil
 }

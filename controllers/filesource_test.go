@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -760,5 +761,49 @@ func TestFileSourceFirstLoad(t *testing.T) {
 				t.Errorf("Rejected called %d times, want %d", rejected, tt.rejected)
 			}
 		})
+	}
+}
+
+func TestMembers(t *testing.T) {
+	tests := []struct {
+		json string
+		want []string
+	}{
+		{`{}`, nil},
+		{`{"a":1}`, []string{`"a"`, `"a":1`}},
+		{`{"a":"x,}]","b":{"c":[1,{"d":"\"}"}]},"e":null}`,
+			[]string{`"a"`, `"a":"x,}]"`, `"b"`, `"b":{"c":[1,{"d":"\"}"}]}`, `"e"`, `"e":null`}},
+		{` { "k\"ey" : [ ] , "z" : true } `, []string{`"k\"ey"`, `"k\"ey" : [ ]`, `"z"`, `"z" : true`}},
+		{`{"s":"\\","t":"\\\""}`, []string{`"s"`, `"s":"\\"`, `"t"`, `"t":"\\\""`}},
+	}
+	for _, tt := range tests {
+		var got []string
+		j := bytes.TrimSpace([]byte(tt.json))
+		members(j, func(key, member []byte) { got = append(got, string(key), string(member)) })
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("members(%s) = %q, want %q", tt.json, got, tt.want)
+		}
+	}
+}
+
+func TestContentHashes(t *testing.T) {
+	base := `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"a"},"stringData":{"k":"v"}}`
+	content, spec := contentHashes([]byte(base))
+	tests := []struct {
+		name                  string
+		json                  string
+		sameContent, sameSpec bool
+	}{
+		{"identical", base, true, true},
+		{"metadata only", `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"a","labels":{"x":"y"}},"stringData":{"k":"v"}}`, false, true},
+		{"status only", `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"a"},"status":{"x":1},"stringData":{"k":"v"}}`, false, true},
+		{"data", `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"a"},"stringData":{"k":"w"}}`, false, false},
+		{"a member moved across the boundary", `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"a"},"stringData":{"k":"v","kind":"Secret"}}`, false, false},
+	}
+	for _, tt := range tests {
+		c, s := contentHashes([]byte(tt.json))
+		if (c == content) != tt.sameContent || (s == spec) != tt.sameSpec {
+			t.Errorf("%s: same content %v, same spec %v; want %v, %v", tt.name, c == content, s == spec, tt.sameContent, tt.sameSpec)
+		}
 	}
 }
