@@ -49,6 +49,7 @@ type serveOptions struct {
 	logDecisions       bool
 	forwardAuthHeaders string
 	pprofAddr          string
+	memoryLimitRatio   float64
 }
 
 func serve(args []string) error {
@@ -76,6 +77,7 @@ func serve(args []string) error {
 	fs.BoolVar(&o.logDecisions, "log-decisions", false, "log every decision (request id, method, host, path, binding, code, credential; never header values, secrets or AppCodes)")
 	fs.StringVar(&o.forwardAuthHeaders, "forward-auth-headers", "auto", "which headers carry the original request on the HTTP endpoint: auto (X-Forwarded-* or X-Original-*; both at once is refused), forwarded (Traefik, Caddy), original (nginx, ingress-nginx) or none (Envoy HTTP ext_authz: the request itself)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxy-cidrs", "127.0.0.0/8,::1/128", "comma-separated CIDRs of proxies whose X-Forwarded-For gives the client address (HTTP endpoint)")
+	fs.Float64Var(&o.memoryLimitRatio, "memory-limit-ratio", 0.9, "unless GOMEMLIMIT is set, keep the Go heap under this fraction of the container's memory limit (cgroup memory.max), collecting garbage sooner as it nears it; 0: off")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "address of net/http/pprof (/debug/pprof/); empty: off. Profiles show request data in memory: bind it to loopback")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -92,6 +94,15 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	limit, from, err := applyMemoryLimit(o.memoryLimitRatio)
+	if err != nil {
+		return err
+	}
+	if limit > 0 {
+		log.Info("Go memory limit set", "bytes", limit, "from", from)
+	} else if from != "" {
+		log.Info("Go memory limit set", "from", from)
+	}
 	trusted, err := parseCIDRs(o.trustedProxies)
 	if err != nil {
 		return fmt.Errorf("--trusted-proxy-cidrs: %w", err)
