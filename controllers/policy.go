@@ -96,8 +96,7 @@ func (p *Policy) Replace(objs []client.Object) bool {
 			changed = p.set(o) || changed
 		}
 	}
-	for _, o := range p.in.Objects() {
-		k, _ := compile.KeyOf(o)
+	for _, k := range p.in.Keys() {
 		if _, ok := keep[k]; !ok {
 			changed = p.in.Delete(k) || changed
 		}

@@ -364,7 +364,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 			b.creds.Delete(k)
 			return
 		}
-		c, ds, reason, msg := parseCredential(obj, b.in.secrets[newRef])
+		c, ds, reason, msg := parseCredential(obj, newRef, b.in.secrets[newRef])
 		e := &credEntry{obj: obj, cred: c, codes: ds, reason: reason, msg: msg}
 		if old != nil {
 			e.bound, e.status = old.bound, old.status

@@ -2,9 +2,12 @@ package compile
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -56,7 +59,7 @@ type Inputs struct {
 	credentials map[types.NamespacedName]*authv1alpha1.Credential
 	authorizers map[types.NamespacedName]*authv1alpha1.CustomAuthorizer
 	bindings    map[types.NamespacedName]*authv1alpha1.APIBinding
-	secrets     map[types.NamespacedName]*corev1.Secret
+	secrets     map[types.NamespacedName]*secretData
 
 	credsByNS    map[string]map[string]*authv1alpha1.Credential
 	bindingsByNS map[string]map[string]*authv1alpha1.APIBinding
@@ -70,7 +73,7 @@ func NewInputs() *Inputs {
 		credentials:  map[types.NamespacedName]*authv1alpha1.Credential{},
 		authorizers:  map[types.NamespacedName]*authv1alpha1.CustomAuthorizer{},
 		bindings:     map[types.NamespacedName]*authv1alpha1.APIBinding{},
-		secrets:      map[types.NamespacedName]*corev1.Secret{},
+		secrets:      map[types.NamespacedName]*secretData{},
 		credsByNS:    map[string]map[string]*authv1alpha1.Credential{},
 		bindingsByNS: map[string]map[string]*authv1alpha1.APIBinding{},
 		changed:      map[ObjectKey]struct{}{},
@@ -94,15 +97,17 @@ func KeyOf(obj client.Object) (key ObjectKey, ok bool) {
 }
 
 // Set adds or replaces an object. The object is kept, not copied: the caller must not change
-// it afterwards (objects from an informer cache are never changed). A replacement with the
-// same UID and resourceVersion is ignored. It reports whether the set changed.
+// it afterwards (objects from an informer cache are never changed); of a Secret only the
+// name, UID, resourceVersion and data are kept, sharing the data's byte slices. A
+// replacement with the same UID and resourceVersion is ignored. It reports whether the set
+// changed.
 func (in *Inputs) Set(obj client.Object) bool {
 	key, ok := KeyOf(obj)
 	if !ok {
 		return false
 	}
-	if old := in.get(key); old != nil && old.GetUID() == obj.GetUID() &&
-		old.GetResourceVersion() == obj.GetResourceVersion() && obj.GetResourceVersion() != "" {
+	if uid, rv, ok := in.version(key); ok && uid == obj.GetUID() &&
+		rv == obj.GetResourceVersion() && rv != "" {
 		return false
 	}
 	nn := key.NamespacedName
@@ -116,7 +121,7 @@ func (in *Inputs) Set(obj client.Object) bool {
 		in.bindings[nn] = o
 		nsPut(in.bindingsByNS, nn, o)
 	case *corev1.Secret:
-		in.secrets[nn] = o
+		in.secrets[nn] = newSecretData(o)
 	}
 	in.changed[key] = struct{}{}
 	return true
@@ -124,7 +129,7 @@ func (in *Inputs) Set(obj client.Object) bool {
 
 // Delete removes an object; it reports whether the set changed.
 func (in *Inputs) Delete(key ObjectKey) bool {
-	if in.get(key) == nil {
+	if _, _, ok := in.version(key); !ok {
 		return false
 	}
 	nn := key.NamespacedName
@@ -156,7 +161,26 @@ func (in *Inputs) Len() int {
 	return len(in.credentials) + len(in.authorizers) + len(in.bindings) + len(in.secrets)
 }
 
-// Objects returns every object in the set (in no particular order).
+// Keys returns the key of every object in the set (in no particular order).
+func (in *Inputs) Keys() []ObjectKey {
+	out := make([]ObjectKey, 0, in.Len())
+	for k := range in.credentials {
+		out = append(out, ObjectKey{KindCredential, k})
+	}
+	for k := range in.authorizers {
+		out = append(out, ObjectKey{KindCustomAuthorizer, k})
+	}
+	for k := range in.bindings {
+		out = append(out, ObjectKey{KindAPIBinding, k})
+	}
+	for k := range in.secrets {
+		out = append(out, ObjectKey{KindSecret, k})
+	}
+	return out
+}
+
+// Objects returns every object in the set (in no particular order). A Secret is rebuilt
+// from what Set kept of it: name, UID, resourceVersion and data.
 func (in *Inputs) Objects() []client.Object {
 	out := make([]client.Object, 0, in.Len())
 	for _, o := range in.credentials {
@@ -168,33 +192,86 @@ func (in *Inputs) Objects() []client.Object {
 	for _, o := range in.bindings {
 		out = append(out, o)
 	}
-	for _, o := range in.secrets {
-		out = append(out, o)
+	for k, s := range in.secrets {
+		out = append(out, s.secret(k))
 	}
 	return out
 }
 
-func (in *Inputs) get(key ObjectKey) client.Object {
+// version returns the UID and resourceVersion of the object under key; ok is false when
+// there is none.
+func (in *Inputs) version(key ObjectKey) (uid types.UID, rv string, ok bool) {
+	var obj client.Object
 	nn := key.NamespacedName
 	switch key.Kind {
 	case KindCredential:
-		if o, ok := in.credentials[nn]; ok {
-			return o
+		if o, found := in.credentials[nn]; found {
+			obj = o
 		}
 	case KindCustomAuthorizer:
-		if o, ok := in.authorizers[nn]; ok {
-			return o
+		if o, found := in.authorizers[nn]; found {
+			obj = o
 		}
 	case KindAPIBinding:
-		if o, ok := in.bindings[nn]; ok {
-			return o
+		if o, found := in.bindings[nn]; found {
+			obj = o
 		}
 	case KindSecret:
-		if o, ok := in.secrets[nn]; ok {
-			return o
+		if s, found := in.secrets[nn]; found {
+			return s.uid, s.resourceVersion, true
 		}
 	}
-	return nil
+	if obj == nil {
+		return "", "", false
+	}
+	return obj.GetUID(), obj.GetResourceVersion(), true
+}
+
+// secretData is what the compiler reads of a Secret. A Secret is kept this way rather than
+// whole because there are as many Secrets as Credentials and a Go map per Secret (its data)
+// costs several hundred bytes even for three keys.
+type secretData struct {
+	uid             types.UID
+	resourceVersion string
+	items           []secretItem // sorted by key
+}
+
+type secretItem struct {
+	key   string
+	value []byte
+}
+
+func newSecretData(s *corev1.Secret) *secretData {
+	d := &secretData{uid: s.UID, resourceVersion: s.ResourceVersion, items: make([]secretItem, 0, len(s.Data))}
+	for k, v := range s.Data {
+		d.items = append(d.items, secretItem{k, v})
+	}
+	slices.SortFunc(d.items, func(a, b secretItem) int { return strings.Compare(a.key, b.key) })
+	return d
+}
+
+// get returns the value under key k.
+func (d *secretData) get(k string) ([]byte, bool) {
+	i, found := slices.BinarySearchFunc(d.items, k, func(it secretItem, k string) int { return strings.Compare(it.key, k) })
+	if !found {
+		return nil, false
+	}
+	return d.items[i].value, true
+}
+
+// secret rebuilds a Secret from what was kept of it.
+func (d *secretData) secret(k types.NamespacedName) *corev1.Secret {
+	s := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name, UID: d.uid, ResourceVersion: d.resourceVersion},
+	}
+	if len(d.items) > 0 {
+		s.Data = make(map[string][]byte, len(d.items))
+		for _, it := range d.items {
+			s.Data[it.key] = it.value
+		}
+	}
+	return s
 }
 
 func (in *Inputs) takeChanges() map[ObjectKey]struct{} {

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -71,15 +70,16 @@ func secretNotFound(ns, name string) string {
 
 // parseCredential reads a Credential and its Secret. It returns the credential, the digests
 // of its AppCodes, and a reason and message when the Secret is missing or invalid.
-func parseCredential(obj *authv1alpha1.Credential, secret *corev1.Secret) (*Credential, [][sha256.Size]byte, string, string) {
+func parseCredential(obj *authv1alpha1.Credential, secretName types.NamespacedName, secret *secretData) (*Credential, [][sha256.Size]byte, string, string) {
 	if secret == nil {
 		return nil, nil, authv1alpha1.ReasonSecretNotFound, secretNotFound(obj.Namespace, obj.Spec.SecretRef.Name)
 	}
 	invalid := func(format string, args ...any) (*Credential, [][sha256.Size]byte, string, string) {
 		return nil, nil, authv1alpha1.ReasonSecretInvalid,
-			fmt.Sprintf("Secret %s/%s: ", secret.Namespace, secret.Name) + fmt.Sprintf(format, args...)
+			fmt.Sprintf("Secret %s: ", secretName) + fmt.Sprintf(format, args...)
 	}
-	appKey := string(secret.Data[SecretKeyAppKey])
+	rawKey, _ := secret.get(SecretKeyAppKey)
+	appKey := string(rawKey)
 	if appKey == "" {
 		return invalid("key %s is missing or empty", SecretKeyAppKey)
 	}
@@ -93,14 +93,14 @@ func parseCredential(obj *authv1alpha1.Credential, secret *corev1.Secret) (*Cred
 		Disabled:  obj.Spec.Disabled,
 		Metadata:  obj.Spec.Metadata,
 	}
-	if s, ok := secret.Data[SecretKeyAppSecret]; ok {
+	if s, ok := secret.get(SecretKeyAppSecret); ok {
 		if len(s) < minAppSecretLen {
 			return invalid("%s must be at least %d bytes, it has %d", SecretKeyAppSecret, minAppSecretLen, len(s))
 		}
 		c.Secret = s
 	}
 	var codes [][sha256.Size]byte
-	if raw, ok := secret.Data[SecretKeyAppCodes]; ok {
+	if raw, ok := secret.get(SecretKeyAppCodes); ok {
 		n := 0
 		for len(raw) > 0 {
 			var line []byte
@@ -157,7 +157,7 @@ func parseCredential(obj *authv1alpha1.Credential, secret *corev1.Secret) (*Cred
 
 // compileAuthorizer checks and compiles a CustomAuthorizer. On failure it returns the reason
 // and message of its Ready=False condition.
-func compileAuthorizer(obj *authv1alpha1.CustomAuthorizer, secrets map[types.NamespacedName]*corev1.Secret) (*Authorizer, string, string) {
+func compileAuthorizer(obj *authv1alpha1.CustomAuthorizer, secrets map[types.NamespacedName]*secretData) (*Authorizer, string, string) {
 	spec := &obj.Spec
 	u, err := url.Parse(spec.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
@@ -252,7 +252,7 @@ func compileAuthorizer(obj *authv1alpha1.CustomAuthorizer, secrets map[types.Nam
 		if s == nil {
 			return nil, authv1alpha1.ReasonSecretNotFound, "userDataFrom: " + secretNotFound(obj.Namespace, ref.Name)
 		}
-		v, ok := s.Data[ref.Key]
+		v, ok := s.get(ref.Key)
 		if !ok {
 			return nil, authv1alpha1.ReasonSecretNotFound, fmt.Sprintf("userDataFrom: Secret %s/%s has no key %q", obj.Namespace, ref.Name, ref.Key)
 		}
