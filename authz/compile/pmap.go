@@ -109,9 +109,12 @@ func (e *pmapEdit[K, V]) Range(f func(K, V) bool) {
 }
 
 // presize gives every shard room for about n entries in all; a full build calls it so the
-// shards do not grow (and rehash) one insert at a time.
+// shards do not grow (and rehash) one insert at a time. The headroom is small on purpose: a
+// Go map rounds its capacity up to a power of two, so asking for 25% more than the expected
+// entries usually doubled the table of every shard; the few shards that get more than their
+// share grow on their own.
 func (e *pmapEdit[K, V]) presize(n int) {
-	per := n/shardCount + n/shardCount/4 + 1
+	per := n/shardCount + n/shardCount/16 + 1
 	for i := range e.shards {
 		if !e.owned[i] && len(e.shards[i]) == 0 {
 			e.shards[i] = make(map[K]V, per)
