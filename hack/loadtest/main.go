@@ -90,6 +90,7 @@ type common struct {
 	streams    int
 	conns      int
 	keep       bool
+	memLimit   string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -97,6 +98,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.streams, "streams", 32, "concurrent Check calls in flight (closed loop)")
 	fs.IntVar(&c.conns, "conns", 2, "gRPC connections per server, shared by the streams")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temp dir (generated policy, server logs)")
+	fs.StringVar(&c.memLimit, "portcullis-gomemlimit", "", "GOMEMLIMIT of the portcullis process, as serve's --memory-limit-ratio sets it in a container with a memory limit (e.g. 230MiB: 0.9 of 256 MiB); empty: none")
 }
 
 // rig is the processes of a run.
@@ -209,7 +211,11 @@ func (r *rig) startPortcullis(ctx context.Context, c *common, w world, pprof boo
 	s.conns = conns
 	probe := (&builder{w: w, rng: newRand(7), now: time.Now()}).allow(w.nb-1, "probe")
 	t0 := time.Now()
-	if s.proc, err = start("portcullis-"+w.name, filepath.Join(r.tmp, "portcullis-"+w.name+".log"), c.portcullis, args...); err != nil {
+	var env []string
+	if c.memLimit != "" {
+		env = []string{"GOMEMLIMIT=" + c.memLimit}
+	}
+	if s.proc, err = startEnv("portcullis-"+w.name, filepath.Join(r.tmp, "portcullis-"+w.name+".log"), env, c.portcullis, args...); err != nil {
 		return nil, err
 	}
 	s.t = &target{name: "portcullis", pid: s.pid(), clients: clients}

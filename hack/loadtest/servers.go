@@ -153,11 +153,19 @@ type proc struct {
 
 // start starts a child whose output goes to logFile; it is killed if this process dies.
 func start(name, logFile, bin string, args ...string) (*proc, error) {
+	return startEnv(name, logFile, nil, bin, args...)
+}
+
+// startEnv is start with env added to the child's environment.
+func startEnv(name, logFile string, env []string, bin string, args ...string) (*proc, error) {
 	out, err := os.Create(logFile)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
