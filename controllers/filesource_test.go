@@ -807,3 +807,33 @@ func TestContentHashes(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadDirSharesMaps(t *testing.T) {
+	dir := t.TempDir()
+	cred := func(name, labels, metadata string) string {
+		return fmt.Sprintf("apiVersion: auth.portcullis.dev/v1alpha1\nkind: Credential\nmetadata: {name: %s, labels: %s}\nspec: {secretRef: {name: k}, metadata: %s}\n", name, labels, metadata)
+	}
+	writeFile(t, filepath.Join(dir, "c.yaml"), strings.Join([]string{
+		cred("a", "{tier: gold, team: x}", "{plan: p1}"),
+		cred("b", "{team: x, tier: gold}", "{plan: p1}"),
+		cred("c", "{tier: silver, team: x}", "{plan: p2}"),
+		cred("d", "{tier: gold, team: x}", "{tier: gold, team: x}"),
+	}, "---\n"))
+	objs := byName(t, mustLoad(t, dir))
+	get := func(name string) *authv1alpha1.Credential {
+		return objs["Credential default/"+name].(*authv1alpha1.Credential)
+	}
+	same := func(x, y map[string]string) bool {
+		return reflect.ValueOf(x).UnsafePointer() == reflect.ValueOf(y).UnsafePointer()
+	}
+	a, b, c, d := get("a"), get("b"), get("c"), get("d")
+	if !same(a.Labels, b.Labels) || !same(a.Spec.Metadata, b.Spec.Metadata) || !same(a.Labels, d.Spec.Metadata) {
+		t.Error("equal maps are not shared")
+	}
+	if same(a.Labels, c.Labels) || same(a.Spec.Metadata, c.Spec.Metadata) {
+		t.Error("different maps are shared")
+	}
+	if !reflect.DeepEqual(c.Labels, map[string]string{"tier": "silver", "team": "x"}) || !reflect.DeepEqual(b.Spec.Metadata, map[string]string{"plan": "p1"}) {
+		t.Errorf("maps changed: %v %v", c.Labels, b.Spec.Metadata)
+	}
+}
