@@ -191,8 +191,6 @@ func loadDir(dir string) ([]fileObject, error) {
 	shareMaps(objs)
 	for i := range objs {
 		o := &objs[i]
-		o.uid = stableUID(o.obj)
-		o.obj.SetUID(types.UID(formatUUID(o.uid)))
 		o.obj.SetCreationTimestamp(metav1.NewTime(fileEpoch.Add(time.Duration(i) * time.Second)))
 		o.setGeneration(int64(i), 1)
 	}
@@ -381,7 +379,13 @@ func (l *loader) loadDocument(file string, doc document) {
 		l.fail(&LoadError{File: file, Line: doc.start, Err: doc.err})
 		return
 	}
-	j, err := sigsyaml.YAMLToJSONStrict(doc.text)
+	// Most documents are plain enough for the fast converter; the rest, and every error, go
+	// through sigs.k8s.io/yaml, as kubectl reads them.
+	j, ok := fastYAMLToJSON(doc.text)
+	var err error
+	if !ok {
+		j, err = sigsyaml.YAMLToJSONStrict(doc.text)
+	}
 	if err != nil {
 		line, msg := yamlErrorLine(err)
 		if line > 0 {
@@ -681,6 +685,8 @@ func (l *loader) loadObject(j []byte, pos position) {
 	prepare(obj, gvk)
 	o := loaded{fileObject: fileObject{obj: obj}, at: place{pos.file, pos.line}, label: label}
 	o.content, o.spec = contentHashes(j)
+	o.uid = stableUID(obj)
+	obj.SetUID(types.UID(formatUUID(o.uid)))
 	l.objs = append(l.objs, o)
 }
 
