@@ -210,12 +210,16 @@ func loadDocuments(files []manifestFile) ([]fileObject, []*LoadError) {
 	type job struct {
 		file string
 		doc  document
-		out  *loader
+		out  loader
 	}
-	var jobs []job
+	n := 0
+	for _, f := range files {
+		n += len(f.docs)
+	}
+	jobs := make([]job, 0, n)
 	for _, f := range files {
 		for _, d := range f.docs {
-			jobs = append(jobs, job{file: f.path, doc: d, out: &loader{}})
+			jobs = append(jobs, job{file: f.path, doc: d})
 		}
 	}
 	var next atomic.Int64
@@ -229,11 +233,12 @@ func loadDocuments(files []manifestFile) ([]fileObject, []*LoadError) {
 	}
 	wg.Wait()
 
-	var objs []fileObject
+	objs := make([]fileObject, 0, len(jobs))
 	var errs []*LoadError
-	seen := map[objectKey]place{}
+	seen := make(map[objectKey]place, len(jobs))
 	fileStart, file := 0, ""
-	for _, j := range jobs {
+	for i := range jobs {
+		j := &jobs[i]
 		if j.file != file {
 			slices.SortStableFunc(errs[fileStart:], func(a, b *LoadError) int { return cmp.Compare(a.Line, b.Line) })
 			fileStart, file = len(errs), j.file
@@ -622,15 +627,7 @@ func (l *loader) loadObject(j []byte, pos position) {
 		return
 	}
 	// A lenient first look, to name the object in errors and pick its type.
-	var head struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Metadata   struct {
-			Name      string `json:"name"`
-			Namespace string `json:"namespace"`
-		} `json:"metadata"`
-	}
-	_ = json.Unmarshal(j, &head) // type errors are reported by the strict decode below
+	head := readHead(j)
 	label := objectLabel(head.Kind, head.Metadata.Namespace, head.Metadata.Name)
 	fail := func(line int, err error) {
 		l.fail(&LoadError{File: pos.file, Line: line, Object: label, Err: err})
@@ -690,6 +687,59 @@ func (l *loader) loadObject(j []byte, pos position) {
 	l.objs = append(l.objs, o)
 }
 
+// objectHead is what loadObject looks at first: enough to name an object and pick its type.
+type objectHead struct {
+	APIVersion string
+	Kind       string
+	Metadata   struct{ Name, Namespace string }
+}
+
+// readHead reads apiVersion, kind, metadata.name and metadata.namespace from the valid JSON
+// object j, leniently: a member that is missing or not a string reads as "" (the strict
+// decode reports why). It is a scan, not a decode, because it runs for every document.
+func readHead(j []byte) objectHead {
+	var h objectHead
+	members(j, func(key, member []byte) {
+		switch string(key) {
+		case `"apiVersion"`:
+			h.APIVersion = jsonString(member[len(key):])
+		case `"kind"`:
+			h.Kind = jsonString(member[len(key):])
+		case `"metadata"`:
+			meta := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(member[len(key):]), []byte(":")))
+			if len(meta) == 0 || meta[0] != '{' {
+				return
+			}
+			members(meta, func(key, member []byte) {
+				switch string(key) {
+				case `"name"`:
+					h.Metadata.Name = jsonString(member[len(key):])
+				case `"namespace"`:
+					h.Metadata.Namespace = jsonString(member[len(key):])
+				}
+			})
+		}
+	})
+	return h
+}
+
+// jsonString reads the JSON string value after a member's key (":" and the value); "" when
+// the value is not a string.
+func jsonString(rest []byte) string {
+	v := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(rest), []byte(":")))
+	if len(v) < 2 || v[0] != '"' {
+		return ""
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1])
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return ""
+	}
+	return s
+}
+
 // loadList loads the items of a v1 List, each as if it were its own document.
 func (l *loader) loadList(j []byte, pos position) {
 	var list struct {
@@ -721,6 +771,11 @@ func (l *loader) loadList(j []byte, pos position) {
 // checkBase64 reports, at the line of each key, Secret data values that are not base64:
 // encoding/json would say so without naming the key.
 func (l *loader) checkBase64(j []byte, pos position, label string) bool {
+	hasData := false
+	members(j, func(key, _ []byte) { hasData = hasData || string(key) == `"data"` })
+	if !hasData {
+		return true
+	}
 	var secret struct {
 		Data map[string]json.RawMessage `json:"data"`
 	}
@@ -763,6 +818,13 @@ func (l *loader) checkMetadata(obj client.Object, pos position, fail func(int, e
 		}
 	}
 	labels := obj.GetLabels()
+	valid := true
+	for k, v := range labels {
+		valid = valid && len(validation.IsQualifiedName(k)) == 0 && len(validation.IsValidLabelValue(v)) == 0
+	}
+	if valid {
+		return ok
+	}
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		errs := metav1validation.ValidateLabels(map[string]string{k: labels[k]}, field.NewPath("metadata", "labels"))
 		if len(errs) > 0 {

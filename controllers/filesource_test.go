@@ -837,3 +837,22 @@ func TestLoadDirSharesMaps(t *testing.T) {
 		t.Errorf("maps changed: %v %v", c.Labels, b.Spec.Metadata)
 	}
 }
+
+func TestReadHead(t *testing.T) {
+	tests := []struct {
+		json                       string
+		apiVersion, kind, ns, name string
+	}{
+		{`{"apiVersion":"v1","kind":"Secret","metadata":{"name":"a","namespace":"b"}}`, "v1", "Secret", "b", "a"},
+		{`{"kind":"Secret","metadata":{"labels":{"name":"x"},"name":"a"},"spec":{"apiVersion":"x"}}`, "", "Secret", "", "a"},
+		{`{"apiVersion":1,"kind":["Secret"],"metadata":"a"}`, "", "", "", ""},
+		{`{"apiVersion":"v\u0031","kind":"Se\"cret","metadata":{"name":null}}`, "v1", `Se"cret`, "", ""},
+		{`{"ApiVersion":"v1","metadata":{"Name":"a"}}`, "", "", "", ""},
+	}
+	for _, tt := range tests {
+		h := readHead([]byte(tt.json))
+		if h.APIVersion != tt.apiVersion || h.Kind != tt.kind || h.Metadata.Namespace != tt.ns || h.Metadata.Name != tt.name {
+			t.Errorf("readHead(%s) = %+v", tt.json, h)
+		}
+	}
+}

@@ -89,6 +89,13 @@ func (p *Policy) Replace(objs []client.Object) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	keep := make(map[compile.ObjectKey]struct{}, len(objs))
+	counts := map[compile.Kind]int{}
+	for _, o := range objs {
+		if k, ok := compile.KeyOf(o); ok {
+			counts[k.Kind]++
+		}
+	}
+	p.in.Reserve(counts)
 	changed := false
 	for _, o := range objs {
 		if k, ok := compile.KeyOf(o); ok {

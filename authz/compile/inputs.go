@@ -149,6 +149,28 @@ func (in *Inputs) Delete(key ObjectKey) bool {
 	return true
 }
 
+// Reserve makes room for counts[k] objects of each kind k the set has none of yet: a first
+// load of 100,000 objects then fills its maps without growing them step by step.
+func (in *Inputs) Reserve(counts map[Kind]int) {
+	total := 0
+	for k, n := range counts {
+		total += n
+		switch {
+		case k == KindCredential && len(in.credentials) == 0:
+			in.credentials = make(map[types.NamespacedName]*authv1alpha1.Credential, n)
+		case k == KindCustomAuthorizer && len(in.authorizers) == 0:
+			in.authorizers = make(map[types.NamespacedName]*authv1alpha1.CustomAuthorizer, n)
+		case k == KindAPIBinding && len(in.bindings) == 0:
+			in.bindings = make(map[types.NamespacedName]*authv1alpha1.APIBinding, n)
+		case k == KindSecret && len(in.secrets) == 0:
+			in.secrets = make(map[types.NamespacedName]*secretData, n)
+		}
+	}
+	if len(in.changed) == 0 {
+		in.changed = make(map[ObjectKey]struct{}, total)
+	}
+}
+
 // Touch marks an object as changed without changing it, so the next build evaluates it again
 // (for instance when a Credential's expiresAt has passed).
 func (in *Inputs) Touch(key ObjectKey) { in.changed[key] = struct{}{} }
