@@ -49,6 +49,23 @@ var fileKinds = map[schema.GroupVersionKind]func() client.Object{
 	corev1.SchemeGroupVersion.WithKind("Secret"):           func() client.Object { return &corev1.Secret{} },
 }
 
+// fileTypeMeta is the apiVersion and kind of each of fileKinds, as strings to share.
+var fileTypeMeta = func() map[schema.GroupVersionKind][2]string {
+	m := map[schema.GroupVersionKind][2]string{}
+	for gvk := range fileKinds {
+		apiVersion, kind := gvk.ToAPIVersionAndKind()
+		m[gvk] = [2]string{apiVersion, kind}
+	}
+	return m
+}()
+
+func typeMetaOf(gvk schema.GroupVersionKind) (apiVersion, kind string) {
+	if tm, ok := fileTypeMeta[gvk]; ok {
+		return tm[0], tm[1]
+	}
+	return gvk.ToAPIVersionAndKind()
+}
+
 // wantKinds names fileKinds for error messages.
 const wantKinds = "auth.portcullis.dev/v1alpha1 Credential, CustomAuthorizer or APIBinding, or v1 Secret"
 
@@ -837,7 +854,12 @@ func (l *loader) checkMetadata(obj client.Object, pos position, fail func(int, e
 
 // prepare fills in what the API server would on create, except what depends on load order.
 func prepare(obj client.Object, gvk schema.GroupVersionKind) {
-	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	if tm, ok := obj.GetObjectKind().(*metav1.TypeMeta); ok {
+		// The same strings for every object of a kind, not a copy each.
+		tm.APIVersion, tm.Kind = typeMetaOf(gvk)
+	} else {
+		obj.GetObjectKind().SetGroupVersionKind(gvk)
+	}
 	if obj.GetNamespace() == "" {
 		obj.SetNamespace(metav1.NamespaceDefault)
 	}
@@ -866,9 +888,10 @@ func prepare(obj client.Object, gvk schema.GroupVersionKind) {
 	}
 }
 
-// shareMaps makes Credentials with equal labels, or equal spec.metadata, share one map. A Go
-// map costs over 300 bytes even with one entry, and a directory of 100,000 Credentials
-// usually repeats a few label sets (team, tier, partner) thousands of times.
+// shareMaps makes Credentials with equal labels, or equal spec.metadata, share one map, and
+// objects of one namespace share its name. A Go map costs over 300 bytes even with one entry,
+// and a directory of 100,000 Credentials usually repeats a few label sets (team, tier,
+// partner) thousands of times.
 func shareMaps(objs []fileObject) {
 	seen := map[string]map[string]string{}
 	var key []byte
@@ -891,10 +914,17 @@ func shareMaps(objs []fileObject) {
 		seen[string(key)] = m
 		return m
 	}
+	namespaces := map[string]string{}
 	for _, o := range objs {
 		if c, ok := o.obj.(*authv1alpha1.Credential); ok {
 			c.Labels = share(c.Labels)
 			c.Spec.Metadata = share(c.Spec.Metadata)
+		}
+		ns := o.obj.GetNamespace()
+		if s, ok := namespaces[ns]; ok {
+			o.obj.SetNamespace(s)
+		} else {
+			namespaces[ns] = ns
 		}
 	}
 }

@@ -78,8 +78,13 @@ func cacheMapper() meta.RESTMapper {
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
 // stripMetadata drops the metadata Portcullis never reads; at 100,000 objects
-// managedFields alone would be most of the cache.
+// managedFields alone would be most of the cache. A Secret also loses its labels (the
+// informer selects on the label server-side, and a Secret that loses it is deleted from the
+// cache) and annotations: a Go map costs over 300 bytes even with one entry.
 func stripMetadata(in any) (any, error) {
+	if s, ok := in.(*corev1.Secret); ok {
+		s.Labels, s.Annotations = nil, nil
+	}
 	if o, ok := in.(client.Object); ok {
 		o.SetManagedFields(nil)
 		if a := o.GetAnnotations(); a != nil {

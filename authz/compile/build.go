@@ -110,6 +110,22 @@ type builder struct {
 	pending map[ObjectKey]*ObjectStatus // the last status computed for each object this build
 
 	nsBindings map[string][]*Binding
+	conds      map[metav1.Condition][]metav1.Condition // see oneCondition
+}
+
+// oneCondition returns a status's conditions when it has just c. Statuses with the same
+// condition share the slice (100,000 valid Credentials of one generation say the same
+// thing); a status is read-only once built.
+func (b *builder) oneCondition(c metav1.Condition) []metav1.Condition {
+	if s, ok := b.conds[c]; ok {
+		return s
+	}
+	if b.conds == nil {
+		b.conds = map[metav1.Condition][]metav1.Condition{}
+	}
+	s := []metav1.Condition{c}
+	b.conds[c] = s
+	return s
 }
 
 // Build compiles the inputs into a snapshot. With prev (the snapshot last built from the
@@ -561,16 +577,16 @@ func (b *builder) credentialStatus(k nn, e *credEntry) {
 	gen := e.obj.Generation
 	switch {
 	case e.cred == nil:
-		st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, e.reason, e.msg, gen)}
+		st.Conditions = b.oneCondition(condition(authv1alpha1.ConditionReady, false, e.reason, e.msg, gen))
 	case e.conflict != "":
-		st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonAppKeyConflict, e.conflict, gen)}
+		st.Conditions = b.oneCondition(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonAppKeyConflict, e.conflict, gen))
 	case e.cred.Disabled:
-		st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonDisabled, "spec.disabled is true", gen)}
+		st.Conditions = b.oneCondition(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonDisabled, "spec.disabled is true", gen))
 	case !e.cred.Usable(b.in.Now):
 		st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonExpired,
 			"expired at "+e.cred.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"), gen)}
 	default:
-		st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen)}
+		st.Conditions = b.oneCondition(condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen))
 	}
 	b.emit(&e.status, st)
 }
