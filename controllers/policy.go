@@ -88,14 +88,21 @@ func (p *Policy) Delete(obj client.Object) bool {
 func (p *Policy) Replace(objs []client.Object) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	keep := make(map[compile.ObjectKey]struct{}, len(objs))
-	counts := map[compile.Kind]int{}
-	for _, o := range objs {
-		if k, ok := compile.KeyOf(o); ok {
-			counts[k.Kind]++
+	if p.in.Len() == 0 { // the first load: nothing to delete, and room to make
+		counts := map[compile.Kind]int{}
+		for _, o := range objs {
+			if k, ok := compile.KeyOf(o); ok {
+				counts[k.Kind]++
+			}
 		}
+		p.in.Reserve(counts)
+		changed := false
+		for _, o := range objs {
+			changed = p.set(o) || changed
+		}
+		return changed
 	}
-	p.in.Reserve(counts)
+	keep := make(map[compile.ObjectKey]struct{}, len(objs))
 	changed := false
 	for _, o := range objs {
 		if k, ok := compile.KeyOf(o); ok {
