@@ -52,14 +52,22 @@ func TestTracing(t *testing.T) {
 	if err != nil || resp.GetOkResponse() == nil {
 		t.Fatalf("check: %v %v", resp, err)
 	}
-	spans := exp.GetSpans()
+	// The server span ends after the response is sent, so the client may see the answer
+	// before the span is exported: wait for it.
+	var spans tracetest.SpanStubs
 	var server, call *tracetest.SpanStub
-	for i := range spans {
-		switch spans[i].Name {
-		case "envoy.service.auth.v3.Authorization/Check":
-			server = &spans[i]
-		case "authorizer.call":
-			call = &spans[i]
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		spans, server, call = exp.GetSpans(), nil, nil
+		for i := range spans {
+			switch spans[i].Name {
+			case "envoy.service.auth.v3.Authorization/Check":
+				server = &spans[i]
+			case "authorizer.call":
+				call = &spans[i]
+			}
+		}
+		if (server != nil && call != nil) || time.Now().After(deadline) {
+			break
 		}
 	}
 	if server == nil || call == nil {
