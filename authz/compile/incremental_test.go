@@ -2,7 +2,10 @@ package compile_test
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,26 +121,25 @@ func TestIncrementalMatchesFull(t *testing.T) {
 		in.Now = epoch
 		var snap *compile.Snapshot
 		known := map[compile.ObjectKey]compile.ObjectStatus{}
+		live := map[compile.ObjectKey]client.Object{} // what in holds
 		for step := range 150 {
 			var what string
-			objs := in.Objects()
-			if len(objs) > 0 && w.r.IntN(5) == 0 {
-				o := objs[w.r.IntN(len(objs))]
-				k, _ := compile.KeyOf(o)
+			if len(live) > 0 && w.r.IntN(5) == 0 {
+				keys := slices.SortedFunc(maps.Keys(live), func(a, b compile.ObjectKey) int { return strings.Compare(a.String(), b.String()) })
+				k := keys[w.r.IntN(len(keys))]
 				in.Delete(k)
+				delete(live, k)
 				delete(known, k)
 				what = "delete " + k.String()
 			} else {
 				o := w.object()
-				// Keep the creation time and UID of an object being updated, as the API server does.
-				for _, e := range objs {
-					ek, _ := compile.KeyOf(e)
-					if k, _ := compile.KeyOf(o); k == ek {
-						o.SetCreationTimestamp(e.GetCreationTimestamp())
-					}
+				k, _ := compile.KeyOf(o)
+				// Keep the creation time of an object being updated, as the API server does.
+				if e, ok := live[k]; ok {
+					o.SetCreationTimestamp(e.GetCreationTimestamp())
 				}
 				in.Set(o)
-				k, _ := compile.KeyOf(o)
+				live[k] = o
 				what = "set " + k.String()
 			}
 			next, changed := compile.Build(in, snap)
@@ -148,7 +150,7 @@ func TestIncrementalMatchesFull(t *testing.T) {
 
 			full := compile.NewInputs()
 			full.Now = epoch
-			for _, o := range in.Objects() {
+			for _, o := range live {
 				full.Set(o)
 			}
 			want, _ := compile.Build(full, nil)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -201,25 +200,6 @@ func (in *Inputs) Keys() []ObjectKey {
 	return out
 }
 
-// Objects returns every object in the set (in no particular order). A Secret is rebuilt
-// from what Set kept of it: name, UID, resourceVersion and data.
-func (in *Inputs) Objects() []client.Object {
-	out := make([]client.Object, 0, in.Len())
-	for _, o := range in.credentials {
-		out = append(out, o)
-	}
-	for _, o := range in.authorizers {
-		out = append(out, o)
-	}
-	for _, o := range in.bindings {
-		out = append(out, o)
-	}
-	for k, s := range in.secrets {
-		out = append(out, s.secret(k))
-	}
-	return out
-}
-
 // version returns the UID and resourceVersion of the object under key; ok is false when
 // there is none.
 func (in *Inputs) version(key ObjectKey) (uid types.UID, rv string, ok bool) {
@@ -279,21 +259,6 @@ func (d *secretData) get(k string) ([]byte, bool) {
 		return nil, false
 	}
 	return d.items[i].value, true
-}
-
-// secret rebuilds a Secret from what was kept of it.
-func (d *secretData) secret(k types.NamespacedName) *corev1.Secret {
-	s := &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name, UID: d.uid, ResourceVersion: d.resourceVersion},
-	}
-	if len(d.items) > 0 {
-		s.Data = make(map[string][]byte, len(d.items))
-		for _, it := range d.items {
-			s.Data[it.key] = it.value
-		}
-	}
-	return s
 }
 
 func (in *Inputs) takeChanges() map[ObjectKey]struct{} {
