@@ -49,22 +49,16 @@ var fileKinds = map[schema.GroupVersionKind]func() client.Object{
 	corev1.SchemeGroupVersion.WithKind("Secret"):           func() client.Object { return &corev1.Secret{} },
 }
 
-// fileTypeMeta is the apiVersion and kind of each of fileKinds, as strings to share.
-var fileTypeMeta = func() map[schema.GroupVersionKind][2]string {
-	m := map[schema.GroupVersionKind][2]string{}
+// fileTypeMeta is the apiVersion and kind of each of fileKinds, as strings every object of
+// the kind shares.
+var fileTypeMeta = func() map[schema.GroupVersionKind]metav1.TypeMeta {
+	m := map[schema.GroupVersionKind]metav1.TypeMeta{}
 	for gvk := range fileKinds {
 		apiVersion, kind := gvk.ToAPIVersionAndKind()
-		m[gvk] = [2]string{apiVersion, kind}
+		m[gvk] = metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
 	}
 	return m
 }()
-
-func typeMetaOf(gvk schema.GroupVersionKind) (apiVersion, kind string) {
-	if tm, ok := fileTypeMeta[gvk]; ok {
-		return tm[0], tm[1]
-	}
-	return gvk.ToAPIVersionAndKind()
-}
 
 // wantKinds names fileKinds for error messages.
 const wantKinds = "auth.portcullis.dev/v1alpha1 Credential, CustomAuthorizer or APIBinding, or v1 Secret"
@@ -853,13 +847,9 @@ func (l *loader) checkMetadata(obj client.Object, pos position, fail func(int, e
 }
 
 // prepare fills in what the API server would on create, except what depends on load order.
+// gvk is one of fileKinds.
 func prepare(obj client.Object, gvk schema.GroupVersionKind) {
-	if tm, ok := obj.GetObjectKind().(*metav1.TypeMeta); ok {
-		// The same strings for every object of a kind, not a copy each.
-		tm.APIVersion, tm.Kind = typeMetaOf(gvk)
-	} else {
-		obj.GetObjectKind().SetGroupVersionKind(gvk)
-	}
+	*obj.GetObjectKind().(*metav1.TypeMeta) = fileTypeMeta[gvk]
 	if obj.GetNamespace() == "" {
 		obj.SetNamespace(metav1.NamespaceDefault)
 	}
