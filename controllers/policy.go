@@ -88,7 +88,9 @@ func (p *Policy) Delete(obj client.Object) bool {
 func (p *Policy) Replace(objs []client.Object) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.in.Len() == 0 { // the first load: nothing to delete, and room to make
+	// A first load has nothing to delete, and room to make.
+	var keep map[compile.ObjectKey]struct{}
+	if p.in.Len() == 0 {
 		counts := map[compile.Kind]int{}
 		for _, o := range objs {
 			if k, ok := compile.KeyOf(o); ok {
@@ -96,19 +98,20 @@ func (p *Policy) Replace(objs []client.Object) bool {
 			}
 		}
 		p.in.Reserve(counts)
-		changed := false
+	} else {
+		keep = make(map[compile.ObjectKey]struct{}, len(objs))
 		for _, o := range objs {
-			changed = p.set(o) || changed
+			if k, ok := compile.KeyOf(o); ok {
+				keep[k] = struct{}{}
+			}
 		}
-		return changed
 	}
-	keep := make(map[compile.ObjectKey]struct{}, len(objs))
 	changed := false
 	for _, o := range objs {
-		if k, ok := compile.KeyOf(o); ok {
-			keep[k] = struct{}{}
-			changed = p.set(o) || changed
-		}
+		changed = p.set(o) || changed
+	}
+	if keep == nil {
+		return changed
 	}
 	for _, k := range p.in.Keys() {
 		if _, ok := keep[k]; !ok {
