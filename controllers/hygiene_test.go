@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -69,24 +67,6 @@ func kToken4(answer string) string {
 	return kToken + string(r) + kTokenSuffix
 }
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestSecretsHygieneKubernetes runs a replica of the Kubernetes source logging at the
 // highest verbosity (its manager, policy, status writer, client-go's klog and
 // --log-decisions) against a namespace full of canaries: good, invalid, disabled, expired,
@@ -99,7 +79,7 @@ func TestSecretsHygieneKubernetes(t *testing.T) {
 	ns := namespace(t)
 	host := ns + ".hygiene.example.com"
 
-	logs := &syncBuffer{}
+	logs := &canary.Log{}
 	log := zap.New(zap.WriteTo(logs), zap.Level(zapcore.Level(-10)))
 
 	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

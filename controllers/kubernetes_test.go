@@ -30,6 +30,7 @@ import (
 	"github.com/portcullis-dev/portcullis/authz/compile"
 	"github.com/portcullis-dev/portcullis/authz/engine"
 	"github.com/portcullis-dev/portcullis/controllers"
+	"github.com/portcullis-dev/portcullis/internal/canary"
 )
 
 // cluster is one real kube-apiserver + etcd for the package, with the Portcullis CRDs and a
@@ -102,7 +103,7 @@ func runEnv(m *testing.M) int {
 }
 
 // klogLogs holds everything client-go logged through klog.
-var klogLogs = &syncBuffer{}
+var klogLogs = &canary.Log{}
 
 // klogStderr passes klog's output to stderr in verbose runs.
 type klogStderr struct{}

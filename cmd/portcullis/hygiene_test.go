@@ -364,24 +364,10 @@ func freeAddr(t *testing.T) string {
 
 // capture is everything written to os.Stderr while it runs.
 type capture struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
+	canary.Log
 	orig *os.File
 	w    *os.File
 	done chan struct{}
-}
-
-func (c *capture) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Write(p)
-}
-
-// String returns what was written so far.
-func (c *capture) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.String()
 }
 
 // captureStderr sends everything written to os.Stderr into a buffer until stop.
@@ -392,7 +378,7 @@ func captureStderr(t *testing.T) *capture {
 	}
 	c := &capture{orig: os.Stderr, w: w, done: make(chan struct{})}
 	os.Stderr = w
-	go func() { _, _ = io.Copy(c, r); _ = r.Close(); close(c.done) }()
+	go func() { _, _ = io.Copy(&c.Log, r); _ = r.Close(); close(c.done) }()
 	return c
 }
 

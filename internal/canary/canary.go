@@ -4,12 +4,14 @@
 package canary
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // piece is the length of the substrings looked for: a truncated or embedded copy.
@@ -65,4 +67,24 @@ func Leaks(canaries []string, sources map[string]string) []string {
 		}
 	}
 	return out
+}
+
+// Log collects what is written to it, for Leaks to search; it is safe for concurrent
+// writers (a logger, a goroutine copying a pipe).
+type Log struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
