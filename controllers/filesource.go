@@ -713,20 +713,20 @@ func readHead(j []byte) objectHead {
 	members(j, func(key, member []byte) {
 		switch string(key) {
 		case `"apiVersion"`:
-			h.APIVersion = jsonString(member[len(key):])
+			h.APIVersion = jsonString(memberValue(key, member))
 		case `"kind"`:
-			h.Kind = jsonString(member[len(key):])
+			h.Kind = jsonString(memberValue(key, member))
 		case `"metadata"`:
-			meta := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(member[len(key):]), []byte(":")))
+			meta := memberValue(key, member)
 			if len(meta) == 0 || meta[0] != '{' {
 				return
 			}
 			members(meta, func(key, member []byte) {
 				switch string(key) {
 				case `"name"`:
-					h.Metadata.Name = jsonString(member[len(key):])
+					h.Metadata.Name = jsonString(memberValue(key, member))
 				case `"namespace"`:
-					h.Metadata.Namespace = jsonString(member[len(key):])
+					h.Metadata.Namespace = jsonString(memberValue(key, member))
 				}
 			})
 		}
@@ -734,10 +734,13 @@ func readHead(j []byte) objectHead {
 	return h
 }
 
-// jsonString reads the JSON string value after a member's key (":" and the value); "" when
-// the value is not a string.
-func jsonString(rest []byte) string {
-	v := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(rest), []byte(":")))
+// memberValue is the value of a member as members passes it: what follows the key and ':'.
+func memberValue(key, member []byte) []byte {
+	return bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(member[len(key):]), []byte(":")))
+}
+
+// jsonString reads a JSON string value; "" when v is not a string.
+func jsonString(v []byte) string {
 	if len(v) < 2 || v[0] != '"' {
 		return ""
 	}
