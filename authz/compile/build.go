@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -110,21 +112,27 @@ type builder struct {
 	pending map[ObjectKey]*ObjectStatus // the last status computed for each object this build
 
 	nsBindings map[string][]*Binding
-	conds      map[metav1.Condition][]metav1.Condition // see oneCondition
+	conds      condCache
+
+	// fullCreds are the credentials of a full build, as credentialsFull compiled them.
+	fullCreds struct {
+		keys    []nn
+		entries []credEntry
+	}
 }
 
-// oneCondition returns a status's conditions when it has just c. Statuses with the same
-// condition share the slice (100,000 valid Credentials of one generation say the same
-// thing); a status is read-only once built.
-func (b *builder) oneCondition(c metav1.Condition) []metav1.Condition {
-	if s, ok := b.conds[c]; ok {
+// condCache shares the conditions of statuses that have just one condition, the same:
+// 100,000 valid Credentials of one generation say the same thing. A status is read-only
+// once built.
+type condCache map[metav1.Condition][]metav1.Condition
+
+// one returns the conditions of a status that has just c.
+func (cc condCache) one(c metav1.Condition) []metav1.Condition {
+	if s, ok := cc[c]; ok {
 		return s
 	}
-	if b.conds == nil {
-		b.conds = map[metav1.Condition][]metav1.Condition{}
-	}
 	s := []metav1.Condition{c}
-	b.conds[c] = s
+	cc[c] = s
 	return s
 }
 
@@ -165,6 +173,7 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 		appCodes:    prev.appCodes.edit(),
 		ownCred:     set[nn]{},
 		pending:     map[ObjectKey]*ObjectStatus{},
+		conds:       condCache{},
 	}
 
 	var dirtyCreds, dirtyAuthz, dirtyBinds set[nn]
@@ -340,13 +349,14 @@ func (b *builder) credAge(x, y nn) int {
 // they touch, and updates the lookup indexes. It returns the credentials whose status must be
 // written again.
 func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
+	if b.full {
+		b.credentialsFull()
+		return set[nn]{}
+	}
 	keys, codes := set[string]{}, set[[sha256.Size]byte]{}
 	reeval := make(set[nn], len(dirty))
 	visit := func(k nn) {
-		var old *credEntry
-		if !b.full {
-			old, _ = b.creds.Get(k)
-		}
+		old, _ := b.creds.Get(k)
 		obj := b.in.credentials[k]
 		var oldRef, newRef nn
 		if old != nil {
@@ -360,7 +370,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 			dropRef(b.secretUsers, oldRef, key)
 		}
 		if obj != nil && oldRef != newRef {
-			addRef(b.secretUsers, newRef, key, b.full)
+			addRef(b.secretUsers, newRef, key, false)
 		}
 		if old != nil && old.cred != nil {
 			dropRef(b.keyClaims, old.cred.AppKey, k)
@@ -386,46 +396,19 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 			e.bound, e.status = old.bound, old.status
 		}
 		b.creds.Set(k, e)
-		if !b.full {
-			b.ownCred.add(k)
-			reeval.add(k)
-		}
+		b.ownCred.add(k)
+		reeval.add(k)
 		if c != nil {
 			b.claim(b.keyClaims, c.AppKey, k)
+			keys.add(c.AppKey)
 			for _, d := range ds {
 				b.claimCode(d, k)
-			}
-			if !b.full {
-				keys.add(c.AppKey)
-				for _, d := range ds {
-					codes.add(d)
-				}
+				codes.add(d)
 			}
 		}
 	}
-	if b.full {
-		for k := range b.in.credentials {
-			visit(k)
-		}
-	} else {
-		for k := range dirty {
-			visit(k)
-		}
-	}
-	if b.full {
-		// The indexes start empty: a credential that owns its appKey and every one of its
-		// codes, and is usable, is the owner to index; no other claimant ever is.
-		b.creds.Range(func(k nn, e *credEntry) bool {
-			b.settleConflict(k, e)
-			if e.cred != nil && e.conflict == "" && e.cred.Usable(b.in.Now) {
-				b.appKeys.Set(e.cred.AppKey, e.cred)
-				for _, d := range e.codes {
-					b.appCodes.Set(d, e.cred)
-				}
-			}
-			return true
-		})
-		return reeval
+	for k := range dirty {
+		visit(k)
 	}
 	for key := range keys {
 		claims, _ := b.keyClaims.Get(key)
@@ -461,6 +444,98 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		b.indexCode(d, claims)
 	}
 	return reeval
+}
+
+// credentialsFull compiles every Credential into empty indexes. The Credentials are parsed
+// in parallel; then each worker fills the shards of every index that are its own (shard
+// index modulo the number of workers), so no two workers write one map.
+func (b *builder) credentialsFull() {
+	keys := make([]nn, 0, len(b.in.credentials))
+	for k := range b.in.credentials {
+		keys = append(keys, k)
+	}
+	entries := make([]credEntry, len(keys)) // one allocation for all of them
+	b.fullCreds.keys, b.fullCreds.entries = keys, entries
+	workers := buildWorkers(len(keys))
+	fanOut(workers, func(w int) {
+		for i := w; i < len(keys); i += workers {
+			k := keys[i]
+			obj := b.in.credentials[k]
+			ref := nn{Namespace: k.Namespace, Name: obj.Spec.SecretRef.Name}
+			c, ds, reason, msg := parseCredential(obj, ref, b.in.secrets[ref])
+			entries[i] = credEntry{obj: obj, cred: c, codes: ds, reason: reason, msg: msg}
+		}
+	})
+	mine := func(shard uint64, w int) bool { return shard%uint64(workers) == uint64(w) }
+	fanOut(workers, func(w int) {
+		for i, k := range keys {
+			e := &entries[i]
+			if mine(b.creds.shard(k), w) {
+				b.creds.Set(k, e)
+			}
+			ref := nn{Namespace: k.Namespace, Name: e.obj.Spec.SecretRef.Name}
+			if mine(b.secretUsers.shard(ref), w) {
+				addRef(b.secretUsers, ref, ObjectKey{KindCredential, k}, true)
+			}
+			if e.cred == nil {
+				continue
+			}
+			if mine(b.keyClaims.shard(e.cred.AppKey), w) {
+				b.claim(b.keyClaims, e.cred.AppKey, k)
+			}
+			for _, d := range e.codes {
+				if mine(b.codeClaims.shard(d), w) {
+					b.claimCode(d, k)
+				}
+			}
+		}
+	})
+	// With every claim in, settle the conflicts; then index each credential that owns its
+	// appKey and every one of its codes and is usable: no other claimant ever is the owner.
+	fanOut(workers, func(w int) {
+		for i := w; i < len(keys); i += workers {
+			b.settleConflict(keys[i], &entries[i])
+		}
+	})
+	fanOut(workers, func(w int) {
+		for i := range entries {
+			e := &entries[i]
+			if e.cred == nil || e.conflict != "" || !e.cred.Usable(b.in.Now) {
+				continue
+			}
+			if mine(b.appKeys.shard(e.cred.AppKey), w) {
+				b.appKeys.Set(e.cred.AppKey, e.cred)
+			}
+			for _, d := range e.codes {
+				if mine(b.appCodes.shard(d), w) {
+					b.appCodes.Set(d, e.cred)
+				}
+			}
+		}
+	})
+}
+
+// parallelMin is the number of objects below which a full build works on one goroutine:
+// starting more costs more than it saves.
+const parallelMin = 2048
+
+// buildWorkers is how many goroutines a full build of n objects uses (a variable so that a
+// test can compare any number of workers with one).
+var buildWorkers = func(n int) int {
+	return max(1, min(runtime.GOMAXPROCS(0), n/parallelMin))
+}
+
+// fanOut runs f(0), ..., f(n-1) on n goroutines and waits for them.
+func fanOut(n int, f func(w int)) {
+	if n == 1 {
+		f(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() { f(w) })
+	}
+	wg.Wait()
 }
 
 // settleConflict records whether credential k lost its appKey or one of its AppCodes to
@@ -515,15 +590,23 @@ func (b *builder) indexCode(d [sha256.Size]byte, claims []nn) {
 // credential status that changed.
 func (b *builder) credentialStatuses(recount set[nn]) {
 	if b.full {
+		counts := make(map[string]map[string]int32, len(b.in.credsByNS))
 		for ns, creds := range b.in.credsByNS {
-			counts := b.countBindings(ns, creds)
-			for name := range creds {
-				k := nn{Namespace: ns, Name: name}
-				e, _ := b.creds.Get(k)
-				e.bound = counts[name]
-				b.credentialStatus(k, e)
-			}
+			counts[ns] = b.countBindings(ns, creds)
 		}
+		keys, entries := b.fullCreds.keys, b.fullCreds.entries
+		workers := buildWorkers(len(keys))
+		fanOut(workers, func(w int) {
+			conds := b.conds
+			if w > 0 {
+				conds = condCache{}
+			}
+			for i := w; i < len(keys); i += workers {
+				k, e := keys[i], &entries[i]
+				e.bound = counts[k.Namespace][k.Name]
+				b.credentialStatus(k, e, conds)
+			}
+		})
 		return
 	}
 	for k := range recount {
@@ -537,7 +620,7 @@ func (b *builder) credentialStatuses(recount set[nn]) {
 				e.bound++
 			}
 		}
-		b.credentialStatus(k, e)
+		b.credentialStatus(k, e, b.conds)
 	}
 }
 
@@ -564,7 +647,7 @@ func (b *builder) countBindings(ns string, creds map[string]*authv1alpha1.Creden
 }
 
 // credentialStatus emits the status of credential k.
-func (b *builder) credentialStatus(k nn, e *credEntry) {
+func (b *builder) credentialStatus(k nn, e *credEntry, conds condCache) {
 	st := ObjectStatus{
 		Key:                ObjectKey{KindCredential, k},
 		UID:                e.obj.UID,
@@ -577,16 +660,16 @@ func (b *builder) credentialStatus(k nn, e *credEntry) {
 	gen := e.obj.Generation
 	switch {
 	case e.cred == nil:
-		st.Conditions = b.oneCondition(condition(authv1alpha1.ConditionReady, false, e.reason, e.msg, gen))
+		st.Conditions = conds.one(condition(authv1alpha1.ConditionReady, false, e.reason, e.msg, gen))
 	case e.conflict != "":
-		st.Conditions = b.oneCondition(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonAppKeyConflict, e.conflict, gen))
+		st.Conditions = conds.one(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonAppKeyConflict, e.conflict, gen))
 	case e.cred.Disabled:
-		st.Conditions = b.oneCondition(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonDisabled, "spec.disabled is true", gen))
+		st.Conditions = conds.one(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonDisabled, "spec.disabled is true", gen))
 	case !e.cred.Usable(b.in.Now):
 		st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonExpired,
 			"expired at "+e.cred.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"), gen)}
 	default:
-		st.Conditions = b.oneCondition(condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen))
+		st.Conditions = conds.one(condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen))
 	}
 	b.emit(&e.status, st)
 }
@@ -688,6 +771,12 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 	dirtyHosts := set[string]{}
 	joins := map[string][]nn{}
 	reaccept := set[nn]{}
+	// A full build compiles every binding first, in parallel (it has no old entries and no
+	// route conflicts yet), then indexes them one by one.
+	var compiled map[nn]*bindEntry
+	if full {
+		compiled = b.compileBindingsFull(dirty)
+	}
 	for k := range dirty {
 		old, _ := b.binds.Get(k)
 		obj := b.in.bindings[k]
@@ -738,7 +827,10 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 		if old != nil {
 			conflicts, oldB = old.conflicts, old.b
 		}
-		e := b.compileBinding(obj, conflicts, old)
+		e := compiled[k]
+		if e == nil {
+			e = b.compileBinding(obj, conflicts, old)
+		}
 		b.binds.Set(k, e)
 		if !full && (oldObj == nil || !apiequality.Semantic.DeepEqual(oldObj.Spec.App, obj.Spec.App)) {
 			b.recountNamespace(k.Namespace, oldB, e.b, recount)
@@ -798,6 +890,29 @@ func (bd *Binding) bindsObject(c *authv1alpha1.Credential) bool {
 
 // compileBinding compiles an APIBinding given the route conflicts it has, and emits its
 // status if it changed since old.
+// compileBindingsFull compiles the bindings of keys for a full build, on several
+// goroutines: without an old entry or conflicts, compileBinding only reads the builder.
+func (b *builder) compileBindingsFull(keys set[nn]) map[nn]*bindEntry {
+	objs := make([]*authv1alpha1.APIBinding, 0, len(keys))
+	for k := range keys {
+		if o := b.in.bindings[k]; o != nil {
+			objs = append(objs, o)
+		}
+	}
+	entries := make([]*bindEntry, len(objs))
+	workers := buildWorkers(len(objs))
+	fanOut(workers, func(w int) {
+		for i := w; i < len(objs); i += workers {
+			entries[i] = b.compileBinding(objs[i], nil, nil)
+		}
+	})
+	out := make(map[nn]*bindEntry, len(objs))
+	for i, o := range objs {
+		out[nnOf(o)] = entries[i]
+	}
+	return out
+}
+
 func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []string, old *bindEntry) *bindEntry {
 	k := nnOf(obj)
 	e := &bindEntry{obj: obj, conflicts: conflicts, invalidSpec: validateBinding(&obj.Spec)}

@@ -79,6 +79,10 @@ func (e *pmapEdit[K, V]) own(i uint64) map[K]V {
 	return e.shards[i]
 }
 
+// shard returns the index of the shard that holds k. Edits of different shards touch
+// different maps, so goroutines may make them at the same time.
+func (e *pmapEdit[K, V]) shard(k K) uint64 { return e.base.hash(k) % shardCount }
+
 func (e *pmapEdit[K, V]) Set(k K, v V) {
 	e.own(e.base.hash(k) % shardCount)[k] = v
 }
