@@ -142,8 +142,11 @@ func (cc condCache) one(c metav1.Condition) []metav1.Condition {
 // statuses that differ from those of prev (on a full build, all of them), in no particular
 // order.
 func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
-	changes := in.takeChanges()
+	changes, all := in.takeChanges()
 	st := prev.stateOrNil()
+	if all {
+		st = nil // the first build from in: prev cannot have been built from it
+	}
 	full := st == nil
 	var version uint64 = 1
 	if full {

@@ -64,6 +64,10 @@ type Inputs struct {
 	bindingsByNS map[string]map[string]*authv1alpha1.APIBinding
 
 	changed map[ObjectKey]struct{}
+	// Until the first build takes the changes, every object is new to it and it builds
+	// everything: changes are only counted (in unbuilt), not recorded one by one.
+	fresh   bool
+	unbuilt int
 }
 
 // NewInputs returns an empty set.
@@ -76,6 +80,7 @@ func NewInputs() *Inputs {
 		credsByNS:    map[string]map[string]*authv1alpha1.Credential{},
 		bindingsByNS: map[string]map[string]*authv1alpha1.APIBinding{},
 		changed:      map[ObjectKey]struct{}{},
+		fresh:        true,
 	}
 }
 
@@ -122,7 +127,7 @@ func (in *Inputs) Set(obj client.Object) bool {
 	case *corev1.Secret:
 		in.secrets[nn] = newSecretData(o)
 	}
-	in.changed[key] = struct{}{}
+	in.Touch(key)
 	return true
 }
 
@@ -144,16 +149,14 @@ func (in *Inputs) Delete(key ObjectKey) bool {
 	case KindSecret:
 		delete(in.secrets, nn)
 	}
-	in.changed[key] = struct{}{}
+	in.Touch(key)
 	return true
 }
 
 // Reserve makes room for counts[k] objects of each kind k the set has none of yet: a first
 // load of 100,000 objects then fills its maps without growing them step by step.
 func (in *Inputs) Reserve(counts map[Kind]int) {
-	total := 0
 	for k, n := range counts {
-		total += n
 		switch {
 		case k == KindCredential && len(in.credentials) == 0:
 			in.credentials = make(map[types.NamespacedName]*authv1alpha1.Credential, n)
@@ -165,17 +168,21 @@ func (in *Inputs) Reserve(counts map[Kind]int) {
 			in.secrets = make(map[types.NamespacedName]*secretData, n)
 		}
 	}
-	if len(in.changed) == 0 {
-		in.changed = make(map[ObjectKey]struct{}, total)
-	}
 }
 
 // Touch marks an object as changed without changing it, so the next build evaluates it again
 // (for instance when a Credential's expiresAt has passed).
-func (in *Inputs) Touch(key ObjectKey) { in.changed[key] = struct{}{} }
+func (in *Inputs) Touch(key ObjectKey) {
+	if in.fresh {
+		in.unbuilt++
+		return
+	}
+	in.changed[key] = struct{}{}
+}
 
-// Changed counts the objects changed since the last build.
-func (in *Inputs) Changed() int { return len(in.changed) }
+// Changed counts the objects changed since the last build (before the first build, the
+// changes: an object set twice counts twice).
+func (in *Inputs) Changed() int { return len(in.changed) + in.unbuilt }
 
 // Len counts the objects in the set.
 func (in *Inputs) Len() int {
@@ -261,10 +268,12 @@ func (d *secretData) get(k string) ([]byte, bool) {
 	return d.items[i].value, true
 }
 
-func (in *Inputs) takeChanges() map[ObjectKey]struct{} {
-	c := in.changed
-	in.changed = map[ObjectKey]struct{}{}
-	return c
+// takeChanges returns the objects changed since the last build and starts recording anew;
+// all is true when there was no build yet, so every object is new.
+func (in *Inputs) takeChanges() (changed map[ObjectKey]struct{}, all bool) {
+	c, all := in.changed, in.fresh
+	in.changed, in.fresh, in.unbuilt = map[ObjectKey]struct{}{}, false, 0
+	return c, all
 }
 
 func nsPut[T any](idx map[string]map[string]T, nn types.NamespacedName, v T) {
