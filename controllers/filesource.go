@@ -662,31 +662,39 @@ func (l *loader) loadObject(j []byte, pos position) {
 		fail(pos.at("kind"), fmt.Errorf("unknown kind %s %s; want %s", head.APIVersion, head.Kind, wantKinds))
 		return
 	}
-	if gvk.Kind == "Secret" && !l.checkBase64(j, pos, label) {
-		return
-	}
 
+	// Most Secrets and Credentials take the fast path (decodefast.go); everything else, and
+	// every error, goes through the strict decoder.
 	obj := construct()
-	strictErrs, err := kjson.UnmarshalStrict(j, obj)
-	if err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			fail(pos.atWrongType(typeErr.Field, typeErr.Type),
-				fmt.Errorf("%s: got %s, want %s", typeErr.Field, typeErr.Value, jsonTypeName(typeErr.Type)))
-		} else {
-			fail(pos.line, err)
+	if !fastDecode(j, obj) {
+		if gvk.Kind == "Secret" && !l.checkBase64(j, pos, label) {
+			return
 		}
-		return
-	}
-	for _, strictErr := range strictErrs {
-		line := pos.line
-		var fieldErr kjson.FieldError
-		if errors.As(strictErr, &fieldErr) {
-			line = pos.at(fieldErr.FieldPath())
+		obj = construct()
+		strictErrs, err := kjson.UnmarshalStrict(j, obj)
+		if err != nil {
+			var typeErr *json.UnmarshalTypeError
+			if errors.As(err, &typeErr) && typeErr.Field != "" {
+				fail(pos.atWrongType(typeErr.Field, typeErr.Type),
+					fmt.Errorf("%s: got %s, want %s", typeErr.Field, typeErr.Value, jsonTypeName(typeErr.Type)))
+			} else {
+				fail(pos.line, err)
+			}
+			return
 		}
-		fail(line, strictErr)
+		for _, strictErr := range strictErrs {
+			line := pos.line
+			var fieldErr kjson.FieldError
+			if errors.As(strictErr, &fieldErr) {
+				line = pos.at(fieldErr.FieldPath())
+			}
+			fail(line, strictErr)
+		}
+		if len(strictErrs) > 0 {
+			return
+		}
 	}
-	if len(strictErrs) > 0 || !l.checkMetadata(obj, pos, fail) {
+	if !l.checkMetadata(obj, pos, fail) {
 		return
 	}
 
