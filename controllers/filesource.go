@@ -189,8 +189,19 @@ func loadDir(dir string) ([]fileObject, error) {
 			errs = append(errs, &LoadError{File: path, Err: unwrapPathError(err)})
 			continue
 		}
-		files = append(files, manifestFile{path: path, docs: splitDocuments(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")))})
+		files = append(files, manifestFile{path: path, data: bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))})
 	}
+	// Split the files on all CPUs too: a large one takes a while.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i := range files {
+		sem <- struct{}{}
+		wg.Go(func() {
+			files[i].docs = splitDocuments(files[i].data)
+			<-sem
+		})
+	}
+	wg.Wait()
 	objs, loadErrs := loadDocuments(files)
 	if errs = append(errs, loadErrs...); len(errs) > 0 {
 		joined := make([]error, len(errs))
@@ -200,37 +211,45 @@ func loadDir(dir string) ([]fileObject, error) {
 		return nil, errors.Join(joined...)
 	}
 	shareMaps(objs)
-	for i := range objs {
-		o := &objs[i]
-		o.obj.SetCreationTimestamp(metav1.NewTime(fileEpoch.Add(time.Duration(i) * time.Second)))
-		o.setGeneration(int64(i), 1)
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(objs); i += workers {
+				o := &objs[i]
+				o.obj.SetCreationTimestamp(metav1.NewTime(fileEpoch.Add(time.Duration(i) * time.Second)))
+				o.setGeneration(int64(i), 1)
+			}
+		})
 	}
+	wg.Wait()
 	return objs, nil
 }
 
 // manifestFile is one file of a policy directory, split into its documents.
 type manifestFile struct {
 	path string
-	docs []document
+	data []byte
+	docs []document // data split
 }
 
 // loadDocuments decodes every document of the files, on all CPUs (YAML decoding is most of
 // the time a large directory takes to load), then puts the objects in load order, refusing
 // duplicates, and each file's problems top to bottom.
 func loadDocuments(files []manifestFile) ([]fileObject, []*LoadError) {
+	// Workers take runs of documents (never across files), each run with its own loader,
+	// so that the results come back in order without a loader per document.
+	const run = 64
 	type job struct {
 		file string
-		doc  document
+		docs []document
 		out  loader
 	}
+	var jobs []job
 	n := 0
 	for _, f := range files {
 		n += len(f.docs)
-	}
-	jobs := make([]job, 0, n)
-	for _, f := range files {
-		for _, d := range f.docs {
-			jobs = append(jobs, job{file: f.path, doc: d})
+		for i := 0; i < len(f.docs); i += run {
+			jobs = append(jobs, job{file: f.path, docs: f.docs[i:min(i+run, len(f.docs))]})
 		}
 	}
 	var next atomic.Int64
@@ -238,15 +257,19 @@ func loadDocuments(files []manifestFile) ([]fileObject, []*LoadError) {
 	for range min(runtime.GOMAXPROCS(0), max(len(jobs), 1)) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
-				jobs[i].out.loadDocument(jobs[i].file, jobs[i].doc)
+				for _, d := range jobs[i].docs {
+					jobs[i].out.loadDocument(jobs[i].file, d)
+				}
 			}
 		})
 	}
 	wg.Wait()
 
-	objs := make([]fileObject, 0, len(jobs))
+	objs := make([]fileObject, 0, n)
 	var errs []*LoadError
-	seen := make(map[objectKey]place, len(jobs))
+	// The UID hashes group, kind, namespace and name: the identity the API server knows an
+	// object by.
+	seen := make(map[[16]byte]place, n)
 	fileStart, file := 0, ""
 	for i := range jobs {
 		j := &jobs[i]
@@ -255,14 +278,14 @@ func loadDocuments(files []manifestFile) ([]fileObject, []*LoadError) {
 			fileStart, file = len(errs), j.file
 		}
 		errs = append(errs, j.out.errs...)
-		for _, o := range j.out.objs {
-			key := keyOf(o.obj)
-			if first, dup := seen[key]; dup {
-				errs = append(errs, &LoadError{File: o.at.file, Line: o.at.line, Object: o.label,
+		for k := range j.out.objs {
+			o := &j.out.objs[k]
+			if first, dup := seen[o.uid]; dup {
+				errs = append(errs, &LoadError{File: o.at.file, Line: o.at.line, Object: o.head.label(),
 					Err: fmt.Errorf("duplicate object, already defined at %s:%d", first.file, first.line)})
 				continue
 			}
-			seen[key] = o.at
+			seen[o.uid] = o.at
 			objs = append(objs, o.fileObject)
 		}
 	}
@@ -292,17 +315,6 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// objectKey identifies an object the way the API server does.
-type objectKey struct {
-	gk        schema.GroupKind
-	namespace string
-	name      string
-}
-
-func keyOf(obj client.Object) objectKey {
-	return objectKey{obj.GetObjectKind().GroupVersionKind().GroupKind(), obj.GetNamespace(), obj.GetName()}
-}
-
 // place is where an object was defined.
 type place struct {
 	file string
@@ -318,8 +330,8 @@ type loader struct {
 // loaded is an object decoded from a document, and where.
 type loaded struct {
 	fileObject
-	at    place
-	label string
+	at   place
+	head objectHead // names the object in errors (see label)
 }
 
 func (l *loader) fail(err *LoadError) { l.errs = append(l.errs, err) }
@@ -369,6 +381,10 @@ func splitDocuments(data []byte) []document {
 		end := len(data)
 		if n := bytes.IndexByte(data[i:], '\n'); n >= 0 {
 			end = i + n + 1
+		}
+		if c := data[i]; c != '-' && c != '.' { // not a separator: most lines
+			i = end
+			continue
 		}
 		trimmed := bytes.TrimRight(data[i:end], " \t\r\n")
 		isSep := string(trimmed) == "---" || string(trimmed) == "..." ||
@@ -639,9 +655,8 @@ func (l *loader) loadObject(j []byte, pos position) {
 	}
 	// A lenient first look, to name the object in errors and pick its type.
 	head := readHead(j)
-	label := objectLabel(head.Kind, head.Metadata.Namespace, head.Metadata.Name)
 	fail := func(line int, err error) {
-		l.fail(&LoadError{File: pos.file, Line: line, Object: label, Err: err})
+		l.fail(&LoadError{File: pos.file, Line: line, Object: head.label(), Err: err})
 	}
 	if head.APIVersion == "" || head.Kind == "" {
 		fail(pos.line, fmt.Errorf("apiVersion and kind are required; want %s", wantKinds))
@@ -667,7 +682,7 @@ func (l *loader) loadObject(j []byte, pos position) {
 	// every error, goes through the strict decoder.
 	obj := construct()
 	if !fastDecode(j, obj) {
-		if gvk.Kind == "Secret" && !l.checkBase64(j, pos, label) {
+		if gvk.Kind == "Secret" && !l.checkBase64(j, pos, head.label()) {
 			return
 		}
 		obj = construct()
@@ -699,7 +714,7 @@ func (l *loader) loadObject(j []byte, pos position) {
 	}
 
 	prepare(obj, gvk)
-	o := loaded{fileObject: fileObject{obj: obj}, at: place{pos.file, pos.line}, label: label}
+	o := loaded{fileObject: fileObject{obj: obj}, at: place{pos.file, pos.line}, head: head}
 	o.content, o.spec = contentHashes(j)
 	o.uid = stableUID(obj)
 	obj.SetUID(types.UID(formatUUID(o.uid)))
@@ -711,6 +726,11 @@ type objectHead struct {
 	APIVersion string
 	Kind       string
 	Metadata   struct{ Name, Namespace string }
+}
+
+// label names the object in errors, as written in the file (made only for an error).
+func (h *objectHead) label() string {
+	return objectLabel(h.Kind, h.Metadata.Namespace, h.Metadata.Name)
 }
 
 // readHead reads apiVersion, kind, metadata.name and metadata.namespace from the valid JSON
@@ -901,13 +921,22 @@ func shareMaps(objs []fileObject) {
 			return m
 		}
 		key = key[:0]
-		for _, k := range slices.Sorted(maps.Keys(m)) {
+		add := func(k, v string) {
 			key = strconv.AppendInt(key, int64(len(k)), 10)
 			key = append(key, ':')
 			key = append(key, k...)
-			key = strconv.AppendInt(key, int64(len(m[k])), 10)
+			key = strconv.AppendInt(key, int64(len(v)), 10)
 			key = append(key, ':')
-			key = append(key, m[k]...)
+			key = append(key, v...)
+		}
+		if len(m) == 1 { // the usual case: no keys to sort
+			for k, v := range m {
+				add(k, v)
+			}
+		} else {
+			for _, k := range slices.Sorted(maps.Keys(m)) {
+				add(k, m[k])
+			}
 		}
 		if s, ok := seen[string(key)]; ok {
 			return s
