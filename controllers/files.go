@@ -68,7 +68,7 @@ func RunFiles(ctx context.Context, dir string, debounce time.Duration, policy *P
 // without the auth.portcullis.dev/credential: "true" label), so a directory behaves as it
 // will once applied to a cluster.
 func DropUnlabelledSecrets(objs []client.Object, log logr.Logger) []client.Object {
-	out := objs[:0:0]
+	out := make([]client.Object, 0, len(objs))
 	for _, o := range objs {
 		if s, ok := o.(*corev1.Secret); ok && s.Labels[authv1alpha1.CredentialSecretLabel] != "true" {
 			log.Info("Ignoring a Secret without the label "+authv1alpha1.CredentialSecretLabel+`: "true", as a cluster would`, "secret", s.Namespace+"/"+s.Name)

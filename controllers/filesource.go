@@ -374,7 +374,8 @@ func (d document) lastLine() int {
 // splitDocuments splits a file at its "---" (and "...") lines, keeping each document's
 // starting line so errors can be placed in the file. The documents share data.
 func splitDocuments(data []byte) []document {
-	var docs []document
+	// Room for every document up front: growing a slice of 100,000 costs more than the split.
+	docs := make([]document, 0, 2+bytes.Count(data, []byte("\n---"))+bytes.Count(data, []byte("\n...")))
 	cur := document{start: 1}
 	begin := 0 // where cur's text begins in data
 	for i, lineNo := 0, 0; i < len(data); lineNo++ {
