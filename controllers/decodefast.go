@@ -41,8 +41,12 @@ import (
 // neither an error nor strict errors, and reports true. It reports false, leaving obj
 // partly filled, when j uses anything it does not handle (see above) or is invalid; the
 // caller then decodes a new object strictly. Other types report false.
-func fastDecode(j []byte, obj client.Object) bool {
-	s := jsonScan{j: j}
+//
+// Maps of labels, annotations and spec.metadata are taken from maps, when not nil, if one was
+// decoded from the same text before, and added to it otherwise: the documents of a directory
+// repeat a few label sets thousands of times, and the objects are read-only once loaded.
+func fastDecode(j []byte, obj client.Object, maps sharedMaps) bool {
+	s := jsonScan{j: j, maps: maps}
 	var ok bool
 	switch o := obj.(type) {
 	case *corev1.Secret:
@@ -61,9 +65,35 @@ func fastDecode(j []byte, obj client.Object) bool {
 
 // jsonScan reads a JSON document from its start, one value at a time.
 type jsonScan struct {
-	j   []byte
-	i   int    // the next byte to read
-	buf []byte // a string with escapes, unescaped; reused
+	j    []byte
+	i    int    // the next byte to read
+	buf  []byte // a string with escapes, unescaped; reused
+	maps sharedMaps
+}
+
+// sharedMaps holds maps of strings by the JSON text they were decoded from.
+type sharedMaps map[string]map[string]string
+
+// sharedStringMap reads a map of strings, or takes the one decoded before from the same text.
+func (s *jsonScan) sharedStringMap() (map[string]string, bool) {
+	if s.maps == nil {
+		return s.stringMap()
+	}
+	s.space()
+	start := s.i
+	if start >= len(s.j) || s.j[start] != '{' {
+		return nil, false
+	}
+	end := skipValue(s.j, start)
+	if m, ok := s.maps[string(s.j[start:end])]; ok {
+		s.i = end
+		return m, true
+	}
+	m, ok := s.stringMap()
+	if ok && s.i == end {
+		s.maps[string(s.j[start:end])] = m
+	}
+	return m, ok
 }
 
 // secret reads a Secret object.
@@ -172,7 +202,7 @@ func (s *jsonScan) credentialSpec(spec *authv1alpha1.CredentialSpec) bool {
 			spec.AllowedCIDRs, ok = s.stringList()
 		case "metadata":
 			bit = 1 << 3
-			spec.Metadata, ok = s.stringMap()
+			spec.Metadata, ok = s.sharedStringMap()
 		default:
 			return false
 		}
@@ -222,10 +252,10 @@ func (s *jsonScan) meta(m *metav1.ObjectMeta) bool {
 			m.Namespace, ok = s.text()
 		case "labels":
 			bit = 1 << 2
-			m.Labels, ok = s.stringMap()
+			m.Labels, ok = s.sharedStringMap()
 		case "annotations":
 			bit = 1 << 3
-			m.Annotations, ok = s.stringMap()
+			m.Annotations, ok = s.sharedStringMap()
 		default:
 			return false
 		}

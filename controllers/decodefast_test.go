@@ -60,7 +60,10 @@ func checkFastDecode(t *testing.T, j []byte) (secret, credential bool) {
 	accepted := map[string]bool{}
 	for name, construct := range map[string]func() client.Object{"Secret": newSecret, "Credential": newCredential} {
 		obj := construct()
-		if !fastDecode(j, obj) {
+		if !fastDecode(j, obj, nil) {
+			if fastDecode(j, construct(), sharedMaps{}) {
+				t.Fatalf("fastDecode accepted as %s with shared maps what it gives up on without:\n%s", name, j)
+			}
 			continue
 		}
 		accepted[name] = true
@@ -72,9 +75,20 @@ func checkFastDecode(t *testing.T, j []byte) (secret, credential bool) {
 		if !reflect.DeepEqual(obj, want) {
 			t.Fatalf("fastDecode decoded as %s\n%#v\nUnmarshalStrict\n%#v\nfrom:\n%s", name, obj, want, j)
 		}
+		// With shared maps: the first decode fills them, the second takes its maps from them.
+		maps := sharedMaps{}
+		for pass := range 2 {
+			obj := construct()
+			if !fastDecode(j, obj, maps) {
+				t.Fatalf("fastDecode with shared maps (pass %d) gave up as %s on what it accepts without:\n%s", pass+1, name, j)
+			}
+			if !reflect.DeepEqual(obj, want) {
+				t.Fatalf("fastDecode with shared maps (pass %d) decoded as %s\n%#v\nUnmarshalStrict\n%#v\nfrom:\n%s", pass+1, name, obj, want, j)
+			}
+		}
 	}
 	for _, obj := range []client.Object{&authv1alpha1.APIBinding{}, &authv1alpha1.CustomAuthorizer{}} {
-		if fastDecode(j, obj) {
+		if fastDecode(j, obj, nil) {
 			t.Fatalf("fastDecode accepted a %T", obj)
 		}
 	}
@@ -185,7 +199,7 @@ func TestFastDecode(t *testing.T) {
 		t.Run("accept/"+tc.name, func(t *testing.T) {
 			construct := constructors[tc.kind]
 			obj := construct()
-			if !fastDecode([]byte(tc.json), obj) {
+			if !fastDecode([]byte(tc.json), obj, nil) {
 				t.Fatalf("fastDecode gave up on %s", tc.json)
 			}
 			want, ok := strictDecode([]byte(tc.json), construct)
@@ -201,7 +215,7 @@ func TestFastDecode(t *testing.T) {
 	for _, tc := range fastDecodeGiveUps {
 		t.Run("give up/"+tc.name, func(t *testing.T) {
 			construct := constructors[tc.kind]
-			if fastDecode([]byte(tc.json), construct()) {
+			if fastDecode([]byte(tc.json), construct(), nil) {
 				t.Fatalf("fastDecode accepted %s", tc.json)
 			}
 			if _, ok := strictDecode([]byte(tc.json), construct); ok == tc.strictRejects {
@@ -211,7 +225,7 @@ func TestFastDecode(t *testing.T) {
 		})
 	}
 	for _, obj := range []client.Object{&authv1alpha1.APIBinding{}, &authv1alpha1.CustomAuthorizer{}} {
-		if fastDecode([]byte(`{}`), obj) {
+		if fastDecode([]byte(`{}`), obj, nil) {
 			t.Errorf("fastDecode accepted a %T", obj)
 		}
 	}
@@ -276,6 +290,47 @@ func TestFastDecodeSamples(t *testing.T) {
 	}
 }
 
+// TestFastDecodeSharedMaps checks that documents whose labels or spec.metadata are written
+// the same share one map, and that any other text gets its own.
+func TestFastDecodeSharedMaps(t *testing.T) {
+	cred := func(labels, metadata string) string {
+		return `{"apiVersion":"auth.portcullis.dev/v1alpha1","kind":"Credential","metadata":{"labels":` + labels +
+			`,"name":"c","namespace":"n"},"spec":{"metadata":` + metadata + `,"secretRef":{"name":"k"}}}`
+	}
+	maps := sharedMaps{}
+	decode := func(doc string) *authv1alpha1.Credential {
+		t.Helper()
+		c := &authv1alpha1.Credential{}
+		if !fastDecode([]byte(doc), c, maps) {
+			t.Fatalf("fastDecode gave up on %s", doc)
+		}
+		return c
+	}
+	same := func(a, b map[string]string) bool {
+		return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	}
+	a := decode(cred(`{"tier":"t0"}`, `{"team":"a"}`))
+	b := decode(cred(`{"tier":"t0"}`, `{"team":"a"}`))
+	c := decode(cred(`{"tier":"t1"}`, `{"tier":"t0"}`))           // spec.metadata written as a's labels
+	d := decode(cred(`{ "tier": "t0" }`, `{"team":"a","x":"y"}`)) // equal labels, other text
+	if !same(a.Labels, b.Labels) || !same(a.Spec.Metadata, b.Spec.Metadata) {
+		t.Error("equal text did not share the map")
+	}
+	if same(a.Labels, c.Labels) || !same(c.Spec.Metadata, a.Labels) {
+		t.Error("maps are not shared by their text alone")
+	}
+	if same(a.Labels, d.Labels) || !reflect.DeepEqual(a.Labels, d.Labels) || same(a.Spec.Metadata, d.Spec.Metadata) {
+		t.Errorf("other text: labels %v (shared %v), metadata %v", d.Labels, same(a.Labels, d.Labels), d.Spec.Metadata)
+	}
+	// A map that fails to decode is not kept.
+	if fastDecode([]byte(cred(`{"tier":"t0","tier":"t1"}`, `{}`)), &authv1alpha1.Credential{}, maps) {
+		t.Error("a duplicate label key was accepted")
+	}
+	if _, ok := maps[`{"tier":"t0","tier":"t1"}`]; ok {
+		t.Error("a map with a duplicate key was kept")
+	}
+}
+
 // FuzzFastDecode checks fastDecode's contract on arbitrary JSON: whenever it accepts a
 // document as a Secret or a Credential, kjson.UnmarshalStrict accepts it without strict
 // errors and decodes the same object. Seeds: the table of TestFastDecode, the sample
@@ -313,7 +368,7 @@ func BenchmarkFastDecode(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(j)))
 			for b.Loop() {
-				if !fastDecode(j, kind.construct()) {
+				if !fastDecode(j, kind.construct(), nil) {
 					b.Fatal("gave up")
 				}
 			}

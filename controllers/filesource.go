@@ -257,9 +257,12 @@ func loadDocuments(files []manifestFile) ([]fileObject, []*LoadError) {
 	for range min(runtime.GOMAXPROCS(0), max(len(jobs), 1)) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
-				for _, d := range jobs[i].docs {
-					jobs[i].out.loadDocument(jobs[i].file, d)
+				j := &jobs[i]
+				j.out.objs = make([]loaded, 0, len(j.docs))
+				for _, d := range j.docs {
+					j.out.loadDocument(j.file, d)
 				}
+				j.out.maps = nil
 			}
 		})
 	}
@@ -325,6 +328,7 @@ type place struct {
 type loader struct {
 	objs []loaded
 	errs []*LoadError
+	maps sharedMaps // see fastDecode
 }
 
 // loaded is an object decoded from a document, and where.
@@ -682,7 +686,10 @@ func (l *loader) loadObject(j []byte, pos position) {
 	// Most Secrets and Credentials take the fast path (decodefast.go); everything else, and
 	// every error, goes through the strict decoder.
 	obj := construct()
-	if !fastDecode(j, obj) {
+	if l.maps == nil {
+		l.maps = sharedMaps{}
+	}
+	if !fastDecode(j, obj, l.maps) {
 		if gvk.Kind == "Secret" && !l.checkBase64(j, pos, head.label()) {
 			return
 		}
