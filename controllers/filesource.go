@@ -857,11 +857,12 @@ func (l *loader) checkMetadata(obj client.Object, pos position, fail func(int, e
 		}
 		fail(pos.at("metadata"), errors.New(msg))
 		ok = false
-	} else if errs := validation.IsDNS1123Subdomain(obj.GetName()); len(errs) > 0 {
+	} else if !validDNS1123Subdomain(obj.GetName()) {
+		errs := validation.IsDNS1123Subdomain(obj.GetName())
 		fail(pos.at("metadata.name"), fmt.Errorf("metadata.name: %s", strings.Join(errs, "; ")))
 		ok = false
 	}
-	if ns := obj.GetNamespace(); ns != "" {
+	if ns := obj.GetNamespace(); ns != "" && !validDNS1123Label(ns) {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
 			fail(pos.at("metadata.namespace"), fmt.Errorf("metadata.namespace: %s", strings.Join(errs, "; ")))
 			ok = false
@@ -870,7 +871,7 @@ func (l *loader) checkMetadata(obj client.Object, pos position, fail func(int, e
 	labels := obj.GetLabels()
 	valid := true
 	for k, v := range labels {
-		valid = valid && len(validation.IsQualifiedName(k)) == 0 && len(validation.IsValidLabelValue(v)) == 0
+		valid = valid && validLabelKey(k) && validLabelValue(v)
 	}
 	if valid {
 		return ok
@@ -1224,6 +1225,7 @@ func (s *FileSource) reload(dir string) (err error) {
 			s.Rejected(err)
 		}
 	}()
+	start := time.Now()
 	loaded, err := loadDir(dir)
 	if err != nil {
 		return err
@@ -1233,7 +1235,7 @@ func (s *FileSource) reload(dir string) (err error) {
 	for i, o := range loaded {
 		objs[i] = o.obj
 	}
-	s.Log.Info("Loaded policy directory", "dir", dir, "objects", len(objs))
+	s.Log.Info("Loaded policy directory", "dir", dir, "objects", len(objs), "took", time.Since(start).Round(time.Millisecond))
 	s.Apply(objs)
 	return nil
 }
