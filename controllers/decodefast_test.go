@@ -34,7 +34,7 @@ func worldLargeCredential(c int) string {
 // docJSON converts a YAML document to JSON as loadDocument does.
 func docJSON(tb testing.TB, doc []byte) []byte {
 	tb.Helper()
-	j, ok := fastYAMLToJSON(doc)
+	j, ok := fastYAMLToJSON(nil, doc)
 	if !ok {
 		var err error
 		if j, err = sigsyaml.YAMLToJSONStrict(doc); err != nil {

@@ -262,7 +262,7 @@ func loadDocuments(files []manifestFile) ([]fileObject, []*LoadError) {
 				for _, d := range j.docs {
 					j.out.loadDocument(j.file, d)
 				}
-				j.out.maps = nil
+				j.out.maps, j.out.json = nil, nil
 			}
 		})
 	}
@@ -329,6 +329,7 @@ type loader struct {
 	objs []loaded
 	errs []*LoadError
 	maps sharedMaps // see fastDecode
+	json []byte     // see loadDocument
 }
 
 // loaded is an object decoded from a document, and where.
@@ -418,7 +419,11 @@ func (l *loader) loadDocument(file string, doc document) {
 	}
 	// Most documents are plain enough for the fast converter; the rest, and every error, go
 	// through sigs.k8s.io/yaml, as kubectl reads them.
-	j, ok := fastYAMLToJSON(doc.text)
+	// The JSON is read, never kept: one buffer serves every document of the loader.
+	j, ok := fastYAMLToJSON(l.json[:0], doc.text)
+	if ok {
+		l.json = j
+	}
 	var err error
 	if !ok {
 		j, err = sigsyaml.YAMLToJSONStrict(doc.text)

@@ -43,17 +43,22 @@ import (
 //     multi-line scalars and flow collections, escapes, floats, timestamps, special integers,
 //     duplicate keys (an error in strict mode) and nesting deeper than fastYAMLMaxDepth.
 
-// fastYAMLToJSON converts one YAML document (no "---" separators; the text between them) to JSON.
-// When ok is true, out is byte-for-byte what sigsyaml.YAMLToJSONStrict(doc) returns with a nil error.
-// When the document uses anything outside the subset it understands, or anything it is not certain
-// about, it returns ok == false and the caller uses sigsyaml.YAMLToJSONStrict.
-func fastYAMLToJSON(doc []byte) (out []byte, ok bool) {
+// fastYAMLToJSON converts one YAML document (no "---" separators; the text between them) to JSON,
+// appended to dst (a caller converting many documents passes the last result's buffer, [:0]).
+// When ok is true, what it appended is byte-for-byte what sigsyaml.YAMLToJSONStrict(doc) returns
+// with a nil error. When the document uses anything outside the subset it understands, or anything
+// it is not certain about, it returns ok == false and the caller uses sigsyaml.YAMLToJSONStrict.
+func fastYAMLToJSON(dst, doc []byte) (out []byte, ok bool) {
 	if len(doc) > math.MaxInt32 {
 		return nil, false
 	}
 	p := fastYAMLPool.Get().(*fastYAMLParser)
 	defer p.release()
-	return p.convert(doc)
+	j, ok := p.convert(doc)
+	if !ok {
+		return nil, false
+	}
+	return append(dst, j...), true
 }
 
 const (
@@ -130,7 +135,7 @@ func (p *fastYAMLParser) convert(doc []byte) ([]byte, bool) {
 	if !ok || !p.writeNode(root) {
 		return nil, false
 	}
-	return bytes.Clone(p.out), true
+	return p.out, true // the caller copies it before p goes back to the pool
 }
 
 // splitLines checks every byte of the document and records its content lines.

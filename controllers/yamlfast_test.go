@@ -289,7 +289,7 @@ func deepBlock(depth int) string {
 // yaml converts it too, to the same bytes. It returns whether the fast path converted doc.
 func checkFastYAML(t testing.TB, doc []byte) bool {
 	t.Helper()
-	got, ok := fastYAMLToJSON(doc)
+	got, ok := fastYAMLToJSON(nil, doc)
 	if !ok {
 		if got != nil {
 			t.Errorf("fastYAMLToJSON(%q) = %q with ok == false", doc, got)
@@ -366,17 +366,21 @@ func TestFastYAMLToJSONGenerated(t *testing.T) {
 // TestFastYAMLToJSONOutputIsOwned checks that the output does not alias the parser's reused
 // buffer: a later conversion must not change an earlier result.
 func TestFastYAMLToJSONOutputIsOwned(t *testing.T) {
-	first, ok := fastYAMLToJSON([]byte("a: b\n"))
+	first, ok := fastYAMLToJSON(nil, []byte("a: b\n"))
 	if !ok {
 		t.Fatal("a: b did not take the fast path")
 	}
 	for range 10 {
-		if _, ok := fastYAMLToJSON([]byte("c: [d, e, f, g, h, i, j]\n")); !ok {
+		if _, ok := fastYAMLToJSON(nil, []byte("c: [d, e, f, g, h, i, j]\n")); !ok {
 			t.Fatal("the second document did not take the fast path")
 		}
 	}
 	if string(first) != `{"a":"b"}` {
 		t.Errorf("first result changed to %s", first)
+	}
+	// The JSON is appended to dst.
+	if out, ok := fastYAMLToJSON([]byte("x"), []byte("a: b\n")); !ok || string(out) != `x{"a":"b"}` {
+		t.Errorf("appended to x: %q, %v", out, ok)
 	}
 }
 
@@ -447,7 +451,7 @@ func BenchmarkYAMLToJSON(b *testing.B) {
 		{"block", fastBlockDoc},
 	}
 	convert := map[string]func([]byte) bool{
-		"fast": func(doc []byte) bool { _, ok := fastYAMLToJSON(doc); return ok },
+		"fast": func(doc []byte) bool { _, ok := fastYAMLToJSON(nil, doc); return ok },
 		"sigs": func(doc []byte) bool { _, err := sigsyaml.YAMLToJSONStrict(doc); return err == nil },
 	}
 	for _, how := range []string{"fast", "sigs"} {
