@@ -442,15 +442,7 @@ func (l *loader) loadDocument(file string, doc document) {
 	if j = bytes.TrimSpace(j); string(j) == "null" {
 		return // empty, or comments only
 	}
-	// The YAML tree places fields in the file; it is parsed only when a problem needs it.
-	text := doc.text
-	l.loadObject(j, position{file: file, line: doc.firstLine(), offset: doc.start - 1, node: sync.OnceValue(func() *yamlv3.Node {
-		var root yamlv3.Node
-		if yamlv3.Unmarshal(text, &root) != nil {
-			return nil
-		}
-		return deref(&root)
-	})})
+	l.loadObject(j, position{file: file, line: doc.firstLine(), offset: doc.start - 1, text: doc.text})
 }
 
 var yamlLineRE = regexp.MustCompile(`line (\d+): ([^\n]*)`)
@@ -468,10 +460,13 @@ func yamlErrorLine(err error) (int, string) {
 
 // position places an object's fields in its file.
 type position struct {
-	file   string
-	line   int                 // the object's own line
-	node   func() *yamlv3.Node // the object's YAML mapping, parsed when asked; nil when it cannot be
-	offset int                 // added to node lines to make them file lines
+	file string
+	line int // the object's own line
+	// The object's YAML mapping: node when it is parsed already (an item of a List), else
+	// parsed from text each time a problem needs a field's line (rarely: not worth keeping).
+	node   *yamlv3.Node
+	text   []byte
+	offset int // added to node lines to make them file lines
 }
 
 // at is the line of the field at path ("spec.routes[1].path"), else the object's line.
@@ -482,11 +477,16 @@ func (p position) at(path string) int {
 	return p.line
 }
 
+// tree returns the object's YAML mapping; nil when it cannot be parsed.
 func (p position) tree() *yamlv3.Node {
-	if p.node == nil {
+	if p.node != nil || p.text == nil {
+		return p.node
+	}
+	var root yamlv3.Node
+	if yamlv3.Unmarshal(p.text, &root) != nil {
 		return nil
 	}
-	return p.node()
+	return deref(&root)
 }
 
 // atWrongType is the line of the field at path (which has no list indexes) whose value
@@ -508,7 +508,7 @@ func (p position) atWrongType(path string, t reflect.Type) int {
 func (p position) item(path string) position {
 	if m := findNodes(p.tree(), path); len(m) > 0 {
 		item := deref(m[0].value)
-		return position{file: p.file, line: p.offset + m[0].key.Line, node: func() *yamlv3.Node { return item }, offset: p.offset}
+		return position{file: p.file, line: p.offset + m[0].key.Line, node: item, offset: p.offset}
 	}
 	return position{file: p.file, line: p.line, offset: p.offset}
 }
@@ -786,7 +786,7 @@ func jsonString(v []byte) string {
 		return ""
 	}
 	if bytes.IndexByte(v, '\\') < 0 {
-		return string(v[1 : len(v)-1])
+		return intern(v[1 : len(v)-1]) // apiVersion and kind are a few strings
 	}
 	var s string
 	if json.Unmarshal(v, &s) != nil {
@@ -976,8 +976,12 @@ func shareMaps(objs []fileObject) {
 // stableUID derives an object's UID from its group, kind, namespace and name.
 func stableUID(obj client.Object) [16]byte {
 	gk := obj.GetObjectKind().GroupVersionKind().GroupKind()
-	sum := sha256.Sum256([]byte("portcullis.files\x00" + gk.Group + "\x00" + gk.Kind + "\x00" +
-		obj.GetNamespace() + "\x00" + obj.GetName()))
+	var buf [256]byte // on the stack for any ordinary name
+	b := append(buf[:0], "portcullis.files\x00"...)
+	for _, part := range []string{gk.Group, gk.Kind, obj.GetNamespace()} {
+		b = append(append(b, part...), 0)
+	}
+	sum := sha256.Sum256(append(b, obj.GetName()...))
 	return [16]byte(sum[:16])
 }
 

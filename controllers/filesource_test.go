@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
@@ -853,6 +854,25 @@ func TestReadHead(t *testing.T) {
 		h := readHead([]byte(tt.json))
 		if h.APIVersion != tt.apiVersion || h.Kind != tt.kind || h.Metadata.Namespace != tt.ns || h.Metadata.Name != tt.name {
 			t.Errorf("readHead(%s) = %+v", tt.json, h)
+		}
+	}
+}
+
+// TestStableUIDGolden pins the UIDs of two objects: a UID derived from a file must stay
+// the same across releases, or every object would look deleted and recreated after an
+// upgrade.
+func TestStableUIDGolden(t *testing.T) {
+	for _, tc := range []struct {
+		obj  client.Object
+		want string
+	}{
+		{&corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "keys"}}, "e8a296bf-279a-80d5-8fa3-43f9f15a7fec"},
+		{&authv1alpha1.Credential{TypeMeta: metav1.TypeMeta{APIVersion: "auth.portcullis.dev/v1alpha1", Kind: "Credential"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "c-1"}}, "b183e4e0-9f38-8ba4-9a38-d8dabcf73ff0"},
+	} {
+		if got := formatUUID(stableUID(tc.obj)); got != tc.want {
+			t.Errorf("UID of %s %s/%s = %s, want %s", tc.obj.GetObjectKind().GroupVersionKind().Kind, tc.obj.GetNamespace(), tc.obj.GetName(), got, tc.want)
 		}
 	}
 }
