@@ -469,6 +469,12 @@ func (b *builder) credentialsFull() {
 			entries[i] = credEntry{obj: obj, cred: c, codes: ds, reason: reason, msg: msg}
 		}
 	})
+	codes := 0
+	for i := range entries {
+		codes += len(entries[i].codes)
+	}
+	b.codeClaims.presize(codes)
+	b.appCodes.presize(codes)
 	mine := func(shard uint64, w int) bool { return shard%uint64(workers) == uint64(w) }
 	fanOut(workers, func(w int) {
 		for i, k := range keys {
