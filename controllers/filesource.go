@@ -923,53 +923,13 @@ func prepare(obj client.Object, gvk schema.GroupVersionKind) {
 	}
 }
 
-// shareMaps makes Credentials with equal labels, or equal spec.metadata, share one map, and
-// objects of one namespace share its name. A Go map costs over 300 bytes even with one entry,
-// and a directory of 100,000 Credentials usually repeats a few label sets (team, tier,
-// partner) thousands of times.
+// shareMaps makes the objects share equal labels, spec.metadata and namespaces (see
+// sharedMetadata). The decoder already shares what one worker decoded; this shares across
+// workers.
 func shareMaps(objs []fileObject) {
-	seen := map[string]map[string]string{}
-	var key []byte
-	share := func(m map[string]string) map[string]string {
-		if len(m) == 0 {
-			return m
-		}
-		key = key[:0]
-		add := func(k, v string) {
-			key = strconv.AppendInt(key, int64(len(k)), 10)
-			key = append(key, ':')
-			key = append(key, k...)
-			key = strconv.AppendInt(key, int64(len(v)), 10)
-			key = append(key, ':')
-			key = append(key, v...)
-		}
-		if len(m) == 1 { // the usual case: no keys to sort
-			for k, v := range m {
-				add(k, v)
-			}
-		} else {
-			for _, k := range slices.Sorted(maps.Keys(m)) {
-				add(k, m[k])
-			}
-		}
-		if s, ok := seen[string(key)]; ok {
-			return s
-		}
-		seen[string(key)] = m
-		return m
-	}
-	namespaces := map[string]string{}
+	var s sharedMetadata
 	for _, o := range objs {
-		if c, ok := o.obj.(*authv1alpha1.Credential); ok {
-			c.Labels = share(c.Labels)
-			c.Spec.Metadata = share(c.Spec.Metadata)
-		}
-		ns := o.obj.GetNamespace()
-		if s, ok := namespaces[ns]; ok {
-			o.obj.SetNamespace(s)
-		} else {
-			namespaces[ns] = ns
-		}
+		s.share(o.obj)
 	}
 }
 

@@ -80,7 +80,8 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // stripMetadata drops the metadata Portcullis never reads; at 100,000 objects
 // managedFields alone would be most of the cache. A Secret also loses its labels (the
 // informer selects on the label server-side, and a Secret that loses it is deleted from the
-// cache) and annotations: a Go map costs over 300 bytes even with one entry.
+// cache) and annotations: a Go map costs over 300 bytes even with one entry. Other objects
+// share equal labels, spec.metadata and namespace names (cacheShared).
 func stripMetadata(in any) (any, error) {
 	if s, ok := in.(*corev1.Secret); ok {
 		s.Labels, s.Annotations = nil, nil
@@ -93,6 +94,9 @@ func stripMetadata(in any) (any, error) {
 				o.SetAnnotations(a)
 			}
 		}
+		cacheShared.Lock()
+		cacheShared.s.share(o)
+		cacheShared.Unlock()
 	}
 	return in, nil
 }

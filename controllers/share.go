@@ -1,0 +1,93 @@
+package controllers
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
+)
+
+// sharedMetadata makes objects share equal label maps, equal Credential spec.metadata maps
+// and equal namespace names. A Go map costs over 300 bytes even with one entry, and 100,000
+// Credentials usually repeat a few label sets (team, tier, partner) thousands of times.
+// Objects that share must be read-only, as objects loaded from files and objects in an
+// informer cache are.
+type sharedMetadata struct {
+	// limit bounds how many distinct maps and names it remembers (0: no bound); past it, new
+	// ones are kept as they are. An informer cache lives as long as the process, and a label
+	// unique to each object would otherwise be remembered forever.
+	limit int
+	maps  map[string]map[string]string
+	names map[string]string
+	key   []byte
+}
+
+// share makes obj use the shared copies of its labels, spec.metadata and namespace.
+func (s *sharedMetadata) share(obj client.Object) {
+	if l := obj.GetLabels(); len(l) > 0 {
+		obj.SetLabels(s.stringMap(l))
+	}
+	if c, ok := obj.(*authv1alpha1.Credential); ok && len(c.Spec.Metadata) > 0 {
+		c.Spec.Metadata = s.stringMap(c.Spec.Metadata)
+	}
+	if ns := obj.GetNamespace(); ns != "" {
+		obj.SetNamespace(s.name(ns))
+	}
+}
+
+// stringMap returns the shared map equal to m (m itself when it is the first).
+func (s *sharedMetadata) stringMap(m map[string]string) map[string]string {
+	s.key = s.key[:0]
+	add := func(k, v string) {
+		s.key = strconv.AppendInt(s.key, int64(len(k)), 10)
+		s.key = append(s.key, ':')
+		s.key = append(s.key, k...)
+		s.key = strconv.AppendInt(s.key, int64(len(v)), 10)
+		s.key = append(s.key, ':')
+		s.key = append(s.key, v...)
+	}
+	if len(m) == 1 { // the usual case: no keys to sort
+		for k, v := range m {
+			add(k, v)
+		}
+	} else {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			add(k, m[k])
+		}
+	}
+	if shared, ok := s.maps[string(s.key)]; ok {
+		return shared
+	}
+	if s.maps == nil {
+		s.maps = map[string]map[string]string{}
+	}
+	if s.limit == 0 || len(s.maps) < s.limit {
+		s.maps[string(s.key)] = m
+	}
+	return m
+}
+
+// name returns the shared string equal to v.
+func (s *sharedMetadata) name(v string) string {
+	if shared, ok := s.names[v]; ok {
+		return shared
+	}
+	if s.names == nil {
+		s.names = map[string]string{}
+	}
+	if s.limit == 0 || len(s.names) < s.limit {
+		s.names[v] = v
+	}
+	return v
+}
+
+// cacheShared is the sharedMetadata of the informer cache (see stripMetadata), whose
+// informers transform objects on their own goroutines.
+var cacheShared = struct {
+	sync.Mutex
+	s sharedMetadata
+}{s: sharedMetadata{limit: 4096}}
