@@ -98,121 +98,75 @@ func (s *jsonScan) sharedStringMap() (map[string]string, bool) {
 
 // secret reads a Secret object.
 func (s *jsonScan) secret(o *corev1.Secret) bool {
-	more, ok := s.open()
-	var seen uint8
-	for ok && more {
-		var key []byte
-		if key, ok = s.key(); !ok {
-			return false
-		}
-		var bit uint8
+	return s.object(func(key []byte) (bit uint8, ok bool) {
 		switch string(key) {
 		case "apiVersion":
-			bit = 1 << 0
 			o.APIVersion, ok = s.text()
+			return 1 << 0, ok
 		case "kind":
-			bit = 1 << 1
 			o.Kind, ok = s.text()
+			return 1 << 1, ok
 		case "metadata":
-			bit = 1 << 2
-			ok = s.meta(&o.ObjectMeta)
+			return 1 << 2, s.meta(&o.ObjectMeta)
 		case "type":
-			bit = 1 << 3
 			var t string
 			t, ok = s.text()
 			o.Type = corev1.SecretType(t)
+			return 1 << 3, ok
 		case "stringData":
-			bit = 1 << 4
 			o.StringData, ok = s.stringMap()
+			return 1 << 4, ok
 		case "data":
-			bit = 1 << 5
 			o.Data, ok = s.bytesMap()
+			return 1 << 5, ok
 		case "immutable":
-			bit = 1 << 6
 			var b bool
 			if b, ok = s.boolean(); ok {
 				o.Immutable = &b
 			}
-		default:
-			return false
+			return 1 << 6, ok
 		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		more, ok = s.next()
-	}
-	return ok
+		return 0, false
+	})
 }
 
 // credential reads a Credential object.
 func (s *jsonScan) credential(o *authv1alpha1.Credential) bool {
-	more, ok := s.open()
-	var seen uint8
-	for ok && more {
-		var key []byte
-		if key, ok = s.key(); !ok {
-			return false
-		}
-		var bit uint8
+	return s.object(func(key []byte) (bit uint8, ok bool) {
 		switch string(key) {
 		case "apiVersion":
-			bit = 1 << 0
 			o.APIVersion, ok = s.text()
+			return 1 << 0, ok
 		case "kind":
-			bit = 1 << 1
 			o.Kind, ok = s.text()
+			return 1 << 1, ok
 		case "metadata":
-			bit = 1 << 2
-			ok = s.meta(&o.ObjectMeta)
+			return 1 << 2, s.meta(&o.ObjectMeta)
 		case "spec":
-			bit = 1 << 3
-			ok = s.credentialSpec(&o.Spec)
-		default:
-			return false
+			return 1 << 3, s.credentialSpec(&o.Spec)
 		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		more, ok = s.next()
-	}
-	return ok
+		return 0, false
+	})
 }
 
 // credentialSpec reads a Credential's spec.
 func (s *jsonScan) credentialSpec(spec *authv1alpha1.CredentialSpec) bool {
-	more, ok := s.open()
-	var seen uint8
-	for ok && more {
-		var key []byte
-		if key, ok = s.key(); !ok {
-			return false
-		}
-		var bit uint8
+	return s.object(func(key []byte) (bit uint8, ok bool) {
 		switch string(key) {
 		case "secretRef":
-			bit = 1 << 0
-			ok = s.secretRef(&spec.SecretRef)
+			return 1 << 0, s.secretRef(&spec.SecretRef)
 		case "disabled":
-			bit = 1 << 1
 			spec.Disabled, ok = s.boolean()
+			return 1 << 1, ok
 		case "allowedCIDRs":
-			bit = 1 << 2
 			spec.AllowedCIDRs, ok = s.stringList()
+			return 1 << 2, ok
 		case "metadata":
-			bit = 1 << 3
 			spec.Metadata, ok = s.sharedStringMap()
-		default:
-			return false
+			return 1 << 3, ok
 		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		more, ok = s.next()
-	}
-	return ok
+		return 0, false
+	})
 }
 
 // secretRef reads a LocalObjectReference.
@@ -235,37 +189,49 @@ func (s *jsonScan) secretRef(ref *authv1alpha1.LocalObjectReference) bool {
 
 // meta reads an object's metadata: name, namespace, labels and annotations only.
 func (s *jsonScan) meta(m *metav1.ObjectMeta) bool {
-	more, ok := s.open()
-	var seen uint8
-	for ok && more {
-		var key []byte
-		if key, ok = s.key(); !ok {
-			return false
-		}
-		var bit uint8
+	return s.object(func(key []byte) (bit uint8, ok bool) {
 		switch string(key) {
 		case "name":
-			bit = 1 << 0
 			m.Name, ok = s.text()
+			return 1 << 0, ok
 		case "namespace":
-			bit = 1 << 1
 			m.Namespace, ok = s.text()
+			return 1 << 1, ok
 		case "labels":
-			bit = 1 << 2
 			m.Labels, ok = s.sharedStringMap()
+			return 1 << 2, ok
 		case "annotations":
-			bit = 1 << 3
 			m.Annotations, ok = s.sharedStringMap()
-		default:
+			return 1 << 3, ok
+		}
+		return 0, false
+	})
+}
+
+// object reads a JSON object whose members member reads, given each key: it returns the
+// key's bit (each known key has its own, so that a key given twice, a strict error, is
+// refused) and false for a key it does not know or a value it cannot read.
+func (s *jsonScan) object(member func(key []byte) (bit uint8, ok bool)) bool {
+	more, ok := s.open()
+	if !ok {
+		return false
+	}
+	var seen uint8
+	for more {
+		key, ok := s.key()
+		if !ok {
 			return false
 		}
+		bit, ok := member(key)
 		if !ok || seen&bit != 0 {
 			return false
 		}
 		seen |= bit
-		more, ok = s.next()
+		if more, ok = s.next(); !ok {
+			return false
+		}
 	}
-	return ok
+	return true
 }
 
 // stringMap reads an object of strings; {} is an empty map, not nil.

@@ -477,6 +477,15 @@ func (p position) at(path string) int {
 	return p.line
 }
 
+// lineOf is the line of the field a strict decoding error names, else the object's line.
+func (p position) lineOf(strictErr error) int {
+	var fieldErr kjson.FieldError
+	if errors.As(strictErr, &fieldErr) {
+		return p.at(fieldErr.FieldPath())
+	}
+	return p.line
+}
+
 // tree returns the object's YAML mapping; nil when it cannot be parsed.
 func (p position) tree() *yamlv3.Node {
 	if p.node != nil || p.text == nil {
@@ -711,12 +720,7 @@ func (l *loader) loadObject(j []byte, pos position) {
 			return
 		}
 		for _, strictErr := range strictErrs {
-			line := pos.line
-			var fieldErr kjson.FieldError
-			if errors.As(strictErr, &fieldErr) {
-				line = pos.at(fieldErr.FieldPath())
-			}
-			fail(line, strictErr)
+			fail(pos.lineOf(strictErr), strictErr)
 		}
 		if len(strictErrs) > 0 {
 			return
@@ -808,12 +812,7 @@ func (l *loader) loadList(j []byte, pos position) {
 		return
 	}
 	for _, strictErr := range strictErrs {
-		line := pos.line
-		var fieldErr kjson.FieldError
-		if errors.As(strictErr, &fieldErr) {
-			line = pos.at(fieldErr.FieldPath())
-		}
-		l.fail(&LoadError{File: pos.file, Line: line, Object: "List", Err: strictErr})
+		l.fail(&LoadError{File: pos.file, Line: pos.lineOf(strictErr), Object: "List", Err: strictErr})
 	}
 	if len(strictErrs) > 0 {
 		return

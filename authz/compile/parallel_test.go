@@ -1,8 +1,7 @@
-package compile
+package compile_test
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
+	"github.com/portcullis-dev/portcullis/authz/compile"
 )
 
 // TestParallelFullBuild checks that a full build on several goroutines gives the snapshot
@@ -19,7 +19,7 @@ import (
 // disabled and expired credentials.
 func TestParallelFullBuild(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	in := NewInputs()
+	in := compile.NewInputs()
 	in.Now = now
 	const n = 5000
 	for i := range n {
@@ -33,14 +33,14 @@ func TestParallelFullBuild(t *testing.T) {
 			}
 		}
 		data := map[string][]byte{
-			SecretKeyAppKey:    fmt.Appendf(nil, "key-%d", i%3000), // 2,000 keys claimed twice
-			SecretKeyAppSecret: []byte("0123456789abcdef"),
+			compile.SecretKeyAppKey:    fmt.Appendf(nil, "key-%d", i%3000), // 2,000 keys claimed twice
+			compile.SecretKeyAppSecret: []byte("0123456789abcdef"),
 		}
 		switch i % 5 {
 		case 0:
-			data[SecretKeyAppCodes] = fmt.Appendf(nil, "CODE-%035d\nCODE-%035d", i%1000, i)
+			data[compile.SecretKeyAppCodes] = fmt.Appendf(nil, "CODE-%035d\nCODE-%035d", i%1000, i)
 		case 1:
-			data[SecretKeyAppSecret] = []byte("short") // invalid
+			data[compile.SecretKeyAppSecret] = []byte("short") // invalid
 		}
 		if i%11 != 0 { // every eleventh Secret is missing
 			in.Set(&corev1.Secret{ObjectMeta: meta(fmt.Sprintf("keys-%d", i)), Data: data})
@@ -67,21 +67,16 @@ func TestParallelFullBuild(t *testing.T) {
 		in.Set(b)
 	}
 
-	build := func(workers int) (string, []ObjectStatus) {
-		t.Helper()
-		defer func(f func(int) int) { buildWorkers = f }(buildWorkers)
-		buildWorkers = func(int) int { return workers }
-		for k := range in.credentials {
-			in.Touch(ObjectKey{Kind: KindCredential, NamespacedName: k})
-		}
-		snap, _ := Build(in, nil)
+	build := func(workers int) (string, []compile.ObjectStatus) {
+		defer compile.SetBuildWorkers(workers)()
+		snap, _ := compile.Build(in, nil)
 		return snap.Describe(), snap.Statuses()
 	}
 	wantDesc, wantStatuses := build(1)
 	for _, workers := range []int{2, 3} {
 		desc, statuses := build(workers)
 		if desc != wantDesc {
-			t.Errorf("%d workers: snapshot differs from one worker's:\n%s", workers, firstDiff(wantDesc, desc))
+			t.Errorf("%d workers: snapshot differs from one worker's:\n%s", workers, lineDiff(wantDesc, desc))
 		}
 		if len(statuses) != len(wantStatuses) {
 			t.Fatalf("%d workers: %d statuses, want %d", workers, len(statuses), len(wantStatuses))
@@ -95,29 +90,11 @@ func TestParallelFullBuild(t *testing.T) {
 	}
 	conflicts := 0
 	for _, st := range wantStatuses {
-		if st.Key.Kind == KindCredential && st.Conditions[0].Reason == authv1alpha1.ReasonAppKeyConflict {
+		if st.Key.Kind == compile.KindCredential && st.Conditions[0].Reason == authv1alpha1.ReasonAppKeyConflict {
 			conflicts++
 		}
 	}
 	if conflicts < 1000 {
 		t.Errorf("only %d credentials lost a conflict: the world does not exercise the claims", conflicts)
 	}
-}
-
-// firstDiff shows the first line where two descriptions differ.
-func firstDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := range max(len(wl), len(gl)) {
-		var w, g string
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if w != g {
-			return fmt.Sprintf("line %d:\n want %q\n  got %q", i+1, w, g)
-		}
-	}
-	return ""
 }
