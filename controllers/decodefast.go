@@ -42,8 +42,8 @@ import (
 // partly filled, when j uses anything it does not handle (see above) or is invalid; the
 // caller then decodes a new object strictly. Other types report false.
 //
-// Maps of labels, annotations and spec.metadata are taken from maps, when not nil, if one was
-// decoded from the same text before, and added to it otherwise: the documents of a directory
+// Maps of labels, annotations and spec.metadata are taken from maps if one was decoded from
+// the same text before, and added to it otherwise: the documents of a directory
 // repeat a few label sets thousands of times, and the objects are read-only once loaded.
 func fastDecode(j []byte, obj client.Object, maps sharedMaps) bool {
 	s := jsonScan{j: j, maps: maps}
@@ -76,9 +76,6 @@ type sharedMaps map[string]map[string]string
 
 // sharedStringMap reads a map of strings, or takes the one decoded before from the same text.
 func (s *jsonScan) sharedStringMap() (map[string]string, bool) {
-	if s.maps == nil {
-		return s.stringMap()
-	}
 	s.space()
 	start := s.i
 	if start >= len(s.j) || s.j[start] != '{' {
