@@ -867,10 +867,9 @@ func (l *loader) checkMetadata(obj client.Object, pos position, fail func(int, e
 		ok = false
 	}
 	if ns := obj.GetNamespace(); ns != "" && !validDNS1123Label(ns) {
-		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-			fail(pos.at("metadata.namespace"), fmt.Errorf("metadata.namespace: %s", strings.Join(errs, "; ")))
-			ok = false
-		}
+		errs := validation.IsDNS1123Label(ns)
+		fail(pos.at("metadata.namespace"), fmt.Errorf("metadata.namespace: %s", strings.Join(errs, "; ")))
+		ok = false
 	}
 	labels := obj.GetLabels()
 	valid := true
