@@ -44,7 +44,24 @@ type credEntry struct {
 	reason, msg string // the Secret's problem, if any
 	conflict    string // why it lost its appKey or an AppCode, if it did
 	bound       int32
-	status      ObjectStatus
+	// conds are the conditions of its status; the rest of the status is read from the
+	// entry (statusOf), not kept in it: 100,000 statuses would cost 9 MB.
+	conds []metav1.Condition
+}
+
+// statusOf returns the status of credential k, whose entry e is.
+func (e *credEntry) statusOf(k nn) ObjectStatus {
+	st := ObjectStatus{
+		Key:                ObjectKey{KindCredential, k},
+		UID:                e.obj.UID,
+		ObservedGeneration: e.obj.Generation,
+		Conditions:         e.conds,
+		BoundBindings:      e.bound,
+	}
+	if e.cred != nil {
+		st.AppKey = e.cred.AppKey
+	}
+	return st
 }
 
 type authzEntry struct {
@@ -110,6 +127,9 @@ type builder struct {
 	full    bool                        // building from nothing: every entry is new
 	ownCred set[nn]                     // credential entries created by this build (safe to change)
 	pending map[ObjectKey]*ObjectStatus // the last status computed for each object this build
+	// pendingCreds are the credentials whose status this build computed (their entries
+	// hold it).
+	pendingCreds set[nn]
 
 	nsBindings map[string][]*Binding
 	conds      condCache
@@ -121,18 +141,34 @@ type builder struct {
 	}
 }
 
-// condCache shares the conditions of statuses that have just one condition, the same:
-// 100,000 valid Credentials of one generation say the same thing. A status is read-only
-// once built.
-type condCache map[metav1.Condition][]metav1.Condition
+// condCache shares the conditions of statuses that say the same: 100,000 valid Credentials
+// (one condition) or 10,000 valid APIBindings (three) of one generation. A status is
+// read-only once built. A cache is used by one goroutine at a time.
+type condCache map[condKey][]metav1.Condition
+
+// condKey is a list of up to three conditions (a binding's status has three).
+type condKey struct {
+	n int
+	c [3]metav1.Condition
+}
 
 // one returns the conditions of a status that has just c.
 func (cc condCache) one(c metav1.Condition) []metav1.Condition {
-	if s, ok := cc[c]; ok {
+	return cc.share([]metav1.Condition{c})
+}
+
+// share returns a shared list equal to conds, which it does not keep.
+func (cc condCache) share(conds []metav1.Condition) []metav1.Condition {
+	if len(conds) > len(condKey{}.c) {
+		return slices.Clone(conds)
+	}
+	k := condKey{n: len(conds)}
+	copy(k.c[:], conds)
+	if s, ok := cc[k]; ok {
 		return s
 	}
-	s := []metav1.Condition{c}
-	cc[c] = s
+	s := slices.Clone(conds)
+	cc[k] = s
 	return s
 }
 
@@ -161,22 +197,23 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 		version = prev.Version + 1
 	}
 	b := &builder{
-		in:          in,
-		creds:       st.creds.edit(),
-		authz:       st.authz.edit(),
-		binds:       st.binds.edit(),
-		secretUsers: st.secretUsers.edit(),
-		authzUsers:  st.authzUsers.edit(),
-		credUsers:   st.credUsers.edit(),
-		keyClaims:   st.keyClaims.edit(),
-		codeClaims:  st.codeClaims.edit(),
-		hosts:       prev.hosts.edit(),
-		wildcards:   prev.wildcards.edit(),
-		appKeys:     prev.appKeys.edit(),
-		appCodes:    prev.appCodes.edit(),
-		ownCred:     set[nn]{},
-		pending:     map[ObjectKey]*ObjectStatus{},
-		conds:       condCache{},
+		in:           in,
+		creds:        st.creds.edit(),
+		authz:        st.authz.edit(),
+		binds:        st.binds.edit(),
+		secretUsers:  st.secretUsers.edit(),
+		authzUsers:   st.authzUsers.edit(),
+		credUsers:    st.credUsers.edit(),
+		keyClaims:    st.keyClaims.edit(),
+		codeClaims:   st.codeClaims.edit(),
+		hosts:        prev.hosts.edit(),
+		wildcards:    prev.wildcards.edit(),
+		appKeys:      prev.appKeys.edit(),
+		appCodes:     prev.appCodes.edit(),
+		ownCred:      set[nn]{},
+		pending:      map[ObjectKey]*ObjectStatus{},
+		pendingCreds: set[nn]{},
+		conds:        condCache{},
 	}
 
 	var dirtyCreds, dirtyAuthz, dirtyBinds set[nn]
@@ -223,17 +260,26 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 	var out []ObjectStatus
 	if full {
 		out = make([]ObjectStatus, 0, len(in.credentials)+len(in.authorizers)+len(in.bindings))
-		b.creds.Range(func(_ nn, e *credEntry) bool { out = append(out, e.status); return true })
+		b.creds.Range(func(k nn, e *credEntry) bool { out = append(out, e.statusOf(k)); return true })
 		b.authz.Range(func(_ nn, e *authzEntry) bool { out = append(out, e.status); return true })
 		b.binds.Range(func(_ nn, e *bindEntry) bool { out = append(out, e.status); return true })
+	}
+	for k := range b.pendingCreds {
+		e, ok := b.creds.Get(k)
+		if !ok {
+			continue
+		}
+		next := e.statusOf(k)
+		if cur, ok := st.creds.Get(k); ok {
+			if prev := cur.statusOf(k); prev.Equal(&next) {
+				continue
+			}
+		}
+		out = append(out, next)
 	}
 	for k, next := range b.pending {
 		var cur *ObjectStatus
 		switch k.Kind {
-		case KindCredential:
-			if e, ok := st.creds.Get(k.NamespacedName); ok {
-				cur = &e.status
-			}
 		case KindCustomAuthorizer:
 			if e, ok := st.authz.Get(k.NamespacedName); ok {
 				cur = &e.status
@@ -396,7 +442,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		c, ds, reason, msg := parseCredential(obj, newRef, b.in.secrets[newRef])
 		e := &credEntry{obj: obj, cred: c, codes: ds, reason: reason, msg: msg}
 		if old != nil {
-			e.bound, e.status = old.bound, old.status
+			e.bound, e.conds = old.bound, old.conds
 		}
 		b.creds.Set(k, e)
 		b.ownCred.add(k)
@@ -639,7 +685,7 @@ func (b *builder) countBindings(ns string, creds map[string]*authv1alpha1.Creden
 	counts := make(map[string]int32, len(creds))
 	for _, bd := range b.namespaceBindings(ns) {
 		if bd.App.selector == nil {
-			for name := range bd.App.names {
+			for _, name := range bd.App.names {
 				if _, ok := creds[name]; ok {
 					counts[name]++
 				}
@@ -647,7 +693,7 @@ func (b *builder) countBindings(ns string, creds map[string]*authv1alpha1.Creden
 			continue
 		}
 		for name, c := range creds {
-			if _, named := bd.App.names[name]; named || bd.App.selector.Matches(labels.Set(c.Labels)) {
+			if bd.App.named(name) || bd.App.selector.Matches(labels.Set(c.Labels)) {
 				counts[name]++
 			}
 		}
@@ -655,35 +701,27 @@ func (b *builder) countBindings(ns string, creds map[string]*authv1alpha1.Creden
 	return counts
 }
 
-// credentialStatus emits the status of credential k.
+// credentialStatus computes the status of credential k.
 func (b *builder) credentialStatus(k nn, e *credEntry, conds condCache) {
-	st := ObjectStatus{
-		Key:                ObjectKey{KindCredential, k},
-		UID:                e.obj.UID,
-		ObservedGeneration: e.obj.Generation,
-		BoundBindings:      e.bound,
-	}
-	if e.cred != nil {
-		st.AppKey = e.cred.AppKey
-	}
 	gen := e.obj.Generation
 	switch {
 	case e.cred == nil:
-		st.Conditions = conds.one(condition(authv1alpha1.ConditionReady, false, e.reason, e.msg, gen))
+		e.conds = conds.one(condition(authv1alpha1.ConditionReady, false, e.reason, e.msg, gen))
 	case e.conflict != "":
-		st.Conditions = conds.one(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonAppKeyConflict, e.conflict, gen))
+		e.conds = conds.one(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonAppKeyConflict, e.conflict, gen))
 	case e.cred.Disabled:
-		st.Conditions = conds.one(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonDisabled, "spec.disabled is true", gen))
+		e.conds = conds.one(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonDisabled, "spec.disabled is true", gen))
 	case !e.cred.Usable(b.in.Now):
-		st.Conditions = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonExpired,
+		e.conds = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonExpired,
 			"expired at "+e.cred.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"), gen)}
 	default:
-		st.Conditions = conds.one(condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen))
+		e.conds = conds.one(condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen))
 	}
-	b.emit(&e.status, st)
+	if !b.full {
+		b.pendingCreds.add(k)
+	}
 }
 
-// emit records the status computed for an object in this build.
 // namespaceBindings returns the compiled bindings of ns (read once per build, after the
 // bindings are compiled).
 func (b *builder) namespaceBindings(ns string) []*Binding {
@@ -703,6 +741,7 @@ func (b *builder) namespaceBindings(ns string) []*Binding {
 	return bs
 }
 
+// emit records the status computed for an object in this build.
 func (b *builder) emit(cur *ObjectStatus, next ObjectStatus) {
 	*cur = next
 	if !b.full {
@@ -838,7 +877,7 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 		}
 		e := compiled[k]
 		if e == nil {
-			e = b.compileBinding(obj, conflicts, old)
+			e = b.compileBinding(obj, conflicts, old, b.conds)
 		}
 		b.binds.Set(k, e)
 		if !full && (oldObj == nil || !apiequality.Semantic.DeepEqual(oldObj.Spec.App, obj.Spec.App)) {
@@ -869,7 +908,7 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 			if slices.Equal(conflicts, e.conflicts) {
 				continue
 			}
-			b.binds.Set(k, b.compileBinding(e.obj, conflicts, e))
+			b.binds.Set(k, b.compileBinding(e.obj, conflicts, e, b.conds))
 			for _, h := range e.obj.Spec.Hosts {
 				dirtyHosts.add(h)
 			}
@@ -891,10 +930,7 @@ func (bd *Binding) bindsObject(c *authv1alpha1.Credential) bool {
 	if bd == nil || bd.App == nil || c.Namespace != bd.Namespace {
 		return false
 	}
-	if _, ok := bd.App.names[c.Name]; ok {
-		return true
-	}
-	return bd.App.selector != nil && bd.App.selector.Matches(labels.Set(c.Labels))
+	return bd.App.named(c.Name) || bd.App.selector != nil && bd.App.selector.Matches(labels.Set(c.Labels))
 }
 
 // compileBinding compiles an APIBinding given the route conflicts it has, and emits its
@@ -911,8 +947,12 @@ func (b *builder) compileBindingsFull(keys set[nn]) map[nn]*bindEntry {
 	entries := make([]*bindEntry, len(objs))
 	workers := buildWorkers(len(objs))
 	fanOut(workers, func(w int) {
+		conds := b.conds
+		if w > 0 {
+			conds = condCache{}
+		}
 		for i := w; i < len(objs); i += workers {
-			entries[i] = b.compileBinding(objs[i], nil, nil)
+			entries[i] = b.compileBinding(objs[i], nil, nil, conds)
 		}
 	})
 	out := make(map[nn]*bindEntry, len(objs))
@@ -922,7 +962,7 @@ func (b *builder) compileBindingsFull(keys set[nn]) map[nn]*bindEntry {
 	return out
 }
 
-func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []string, old *bindEntry) *bindEntry {
+func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []string, old *bindEntry, cc condCache) *bindEntry {
 	k := nnOf(obj)
 	e := &bindEntry{obj: obj, conflicts: conflicts, invalidSpec: validateBinding(&obj.Spec)}
 	if old != nil {
@@ -931,7 +971,7 @@ func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []strin
 	spec := &obj.Spec
 	bd := &Binding{ObjectRef: refOf(obj), Generation: obj.Generation, Anonymous: spec.Anonymous}
 	if app := spec.App; app != nil {
-		f := &AppFactor{AllowUnsignedPayload: app.AllowUnsignedPayload, names: map[string]struct{}{}}
+		f := &AppFactor{AllowUnsignedPayload: app.AllowUnsignedPayload}
 		if len(app.Methods) == 0 {
 			f.Signature = true
 		}
@@ -939,8 +979,8 @@ func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []strin
 			f.Signature = f.Signature || m == authv1alpha1.AppAuthSignature
 			f.AppCode = f.AppCode || m == authv1alpha1.AppAuthAppCode
 		}
-		for _, n := range app.Credentials {
-			f.names[n] = struct{}{}
+		if len(app.Credentials) > 0 {
+			f.names = slices.Compact(slices.Sorted(slices.Values(app.Credentials)))
 		}
 		if app.CredentialSelector != nil {
 			sel, err := metav1.LabelSelectorAsSelector(app.CredentialSelector)
@@ -987,7 +1027,7 @@ func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []strin
 		}
 	}
 	gen := obj.Generation
-	var conds []metav1.Condition
+	conds := make([]metav1.Condition, 0, 3)
 	var why []string
 	switch {
 	case e.invalidSpec != "":
@@ -1018,7 +1058,7 @@ func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []strin
 		conds = append(conds, condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the binding is in force", gen))
 	}
 	e.b = bd
-	b.emit(&e.status, ObjectStatus{Key: ObjectKey{KindAPIBinding, k}, UID: obj.UID, ObservedGeneration: gen, Conditions: conds})
+	b.emit(&e.status, ObjectStatus{Key: ObjectKey{KindAPIBinding, k}, UID: obj.UID, ObservedGeneration: gen, Conditions: cc.share(conds)})
 	return e
 }
 

@@ -79,12 +79,7 @@ func (b *Binding) describe() string {
 		if f.AppCode {
 			how = append(how, "AppCode")
 		}
-		names := make([]string, 0, len(f.names))
-		for n := range f.names {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		app := fmt.Sprintf("app=%s creds=[%s]", strings.Join(how, "+"), strings.Join(names, ","))
+		app := fmt.Sprintf("app=%s creds=[%s]", strings.Join(how, "+"), strings.Join(f.names, ","))
 		if f.selector != nil {
 			app += fmt.Sprintf(" selector=%q", f.selector.String())
 		}

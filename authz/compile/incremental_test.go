@@ -100,6 +100,9 @@ func (w *world) object() client.Object {
 			b.Spec.App = &authv1alpha1.AppAuth{}
 			if w.r.IntN(2) == 0 {
 				b.Spec.App.Credentials = []string{w.pick("c1", "c2", "c3", "c9")}
+				if n := w.pick("c2", "c4", "c5"); w.r.IntN(2) == 0 && n != b.Spec.App.Credentials[0] {
+					b.Spec.App.Credentials = append(b.Spec.App.Credentials, n) // unsorted: c9, c4
+				}
 			} else {
 				b.Spec.App.CredentialSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": w.pick("gold", "silver")}}
 			}

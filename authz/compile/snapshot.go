@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -143,8 +144,16 @@ const (
 type AppFactor struct {
 	Signature, AppCode   bool
 	AllowUnsignedPayload bool
-	names                map[string]struct{}
+	names                []string        // sorted, without repeats
 	selector             labels.Selector // nil: no selector
+}
+
+// named reports whether the factor names the credential called name. A sorted slice, not a
+// map: 10,000 bindings each naming a few credentials would hold 10,000 maps of several
+// hundred bytes.
+func (f *AppFactor) named(name string) bool {
+	_, ok := slices.BinarySearch(f.names, name)
+	return ok
 }
 
 // Binds reports whether the binding b accepts credential c.
@@ -152,10 +161,7 @@ func (b *Binding) Binds(c *Credential) bool {
 	if b.App == nil || c.Namespace != b.Namespace {
 		return false
 	}
-	if _, ok := b.App.names[c.Name]; ok {
-		return true
-	}
-	return b.App.selector != nil && b.App.selector.Matches(labels.Set(c.Labels))
+	return b.App.named(c.Name) || b.App.selector != nil && b.App.selector.Matches(labels.Set(c.Labels))
 }
 
 // Method is a bit set of HTTP methods.

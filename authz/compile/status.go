@@ -63,7 +63,7 @@ func (s *Snapshot) Statuses() []ObjectStatus {
 	if s == nil || s.st == nil {
 		return out
 	}
-	s.st.creds.Range(func(_ types.NamespacedName, e *credEntry) bool { out = append(out, e.status); return true })
+	s.st.creds.Range(func(k types.NamespacedName, e *credEntry) bool { out = append(out, e.statusOf(k)); return true })
 	s.st.authz.Range(func(_ types.NamespacedName, e *authzEntry) bool { out = append(out, e.status); return true })
 	s.st.binds.Range(func(_ types.NamespacedName, e *bindEntry) bool { out = append(out, e.status); return true })
 	sortStatuses(out)
@@ -80,10 +80,10 @@ func (s *Snapshot) ReadyCounts() map[Kind]ReadyCount {
 	if s == nil || s.st == nil {
 		return out
 	}
-	count := func(k Kind, st *ObjectStatus) {
+	count := func(k Kind, conds []metav1.Condition) {
 		c := out[k]
 		ready := false
-		for _, cond := range st.Conditions {
+		for _, cond := range conds {
 			if cond.Type == "Ready" {
 				ready = cond.Status == "True"
 			}
@@ -95,8 +95,14 @@ func (s *Snapshot) ReadyCounts() map[Kind]ReadyCount {
 		}
 		out[k] = c
 	}
-	s.st.creds.Range(func(_ types.NamespacedName, e *credEntry) bool { count(KindCredential, &e.status); return true })
-	s.st.authz.Range(func(_ types.NamespacedName, e *authzEntry) bool { count(KindCustomAuthorizer, &e.status); return true })
-	s.st.binds.Range(func(_ types.NamespacedName, e *bindEntry) bool { count(KindAPIBinding, &e.status); return true })
+	s.st.creds.Range(func(_ types.NamespacedName, e *credEntry) bool { count(KindCredential, e.conds); return true })
+	s.st.authz.Range(func(_ types.NamespacedName, e *authzEntry) bool {
+		count(KindCustomAuthorizer, e.status.Conditions)
+		return true
+	})
+	s.st.binds.Range(func(_ types.NamespacedName, e *bindEntry) bool {
+		count(KindAPIBinding, e.status.Conditions)
+		return true
+	})
 	return out
 }
