@@ -1078,10 +1078,14 @@ type FileSource struct {
 	generations map[[16]byte]generation
 }
 
-// generation is what bumpGenerations knows of an object.
+// generation is what bumpGenerations knows of an object: 16 bytes and no pointer, as there
+// is one for every object ever loaded.
 type generation struct {
-	gen  int64
-	spec [16]byte // the hash fileObject.spec of the last applied object
+	gen int64
+	// spec is the first half of the hash fileObject.spec of the last applied object. A
+	// change that 64 bits miss (2^-64) would keep the generation, not the old content: the
+	// resourceVersion hashes the whole content.
+	spec uint64
 }
 
 // Start loads the directory and calls Apply, then watches the directory until ctx is done,
@@ -1105,7 +1109,6 @@ func (s *FileSource) Start(ctx context.Context) error {
 	if err := watcher.Add(dir); err != nil {
 		return fmt.Errorf("watch policy directory %s: %w", dir, err)
 	}
-	s.generations = map[[16]byte]generation{}
 	if err := s.reload(dir); err != nil {
 		return err
 	}
@@ -1210,14 +1213,18 @@ func (s *FileSource) reload(dir string) (err error) {
 // bumpGenerations gives each object the generation the API server would have: one more
 // than last time when anything but metadata changed.
 func (s *FileSource) bumpGenerations(objs []fileObject) {
+	if len(s.generations) == 0 {
+		s.generations = make(map[[16]byte]generation, len(objs))
+	}
 	for i := range objs {
 		o := &objs[i]
+		spec := binary.LittleEndian.Uint64(o.spec[:8])
 		g, ok := s.generations[o.uid]
 		switch {
 		case !ok:
-			g = generation{gen: 1, spec: o.spec}
-		case g.spec != o.spec:
-			g = generation{gen: g.gen + 1, spec: o.spec}
+			g = generation{gen: 1, spec: spec}
+		case g.spec != spec:
+			g = generation{gen: g.gen + 1, spec: spec}
 		}
 		s.generations[o.uid] = g
 		if g.gen != 1 {
