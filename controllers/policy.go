@@ -91,13 +91,7 @@ func (p *Policy) Replace(objs []client.Object) bool {
 	// A first load has nothing to delete, and room to make.
 	var keep map[compile.ObjectKey]struct{}
 	if p.in.Len() == 0 {
-		counts := map[compile.Kind]int{}
-		for _, o := range objs {
-			if k, ok := compile.KeyOf(o); ok {
-				counts[k.Kind]++
-			}
-		}
-		p.in.Reserve(counts)
+		p.in.Reserve(objs)
 	} else {
 		keep = make(map[compile.ObjectKey]struct{}, len(objs))
 		for _, o := range objs {

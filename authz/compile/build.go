@@ -98,11 +98,9 @@ type set[K comparable] map[K]struct{}
 
 func (s set[K]) add(k K) { s[k] = struct{}{} }
 
-func keySet[V any](m map[nn]V) set[nn] {
-	s := make(set[nn], len(m))
-	for k := range m {
-		s.add(k)
-	}
+func keySet[V comparable](m *nsMap[V]) set[nn] {
+	s := make(set[nn], m.n)
+	m.all(func(k nn, _ V) { s.add(k) })
 	return s
 }
 
@@ -219,14 +217,14 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 	var dirtyCreds, dirtyAuthz, dirtyBinds set[nn]
 	if full {
 		// Everything is new: no reverse index to consult.
-		dirtyAuthz, dirtyBinds = keySet(in.authorizers), keySet(in.bindings) // credentials: all of them, see credentials
+		dirtyAuthz, dirtyBinds = keySet(&in.authorizers), keySet(&in.bindings) // credentials: all of them, see credentials
 		b.full = true
-		nc := len(in.credentials)
+		nc := in.credentials.n
 		b.creds.presize(nc)
 		b.secretUsers.presize(nc)
 		b.keyClaims.presize(nc)
 		b.appKeys.presize(nc)
-		b.binds.presize(len(in.bindings))
+		b.binds.presize(in.bindings.n)
 	} else {
 		dirtyCreds, dirtyAuthz, dirtyBinds = set[nn]{}, set[nn]{}, set[nn]{}
 		for k := range changes {
@@ -259,7 +257,7 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 	// a full build, every status.
 	var out []ObjectStatus
 	if full {
-		out = make([]ObjectStatus, 0, len(in.credentials)+len(in.authorizers)+len(in.bindings))
+		out = make([]ObjectStatus, 0, in.credentials.n+in.authorizers.n+in.bindings.n)
 		b.creds.Range(func(k nn, e *credEntry) bool { out = append(out, e.statusOf(k)); return true })
 		b.authz.Range(func(_ nn, e *authzEntry) bool { out = append(out, e.status); return true })
 		b.binds.Range(func(_ nn, e *bindEntry) bool { out = append(out, e.status); return true })
@@ -384,7 +382,7 @@ func (b *builder) claimCode(d [sha256.Size]byte, k nn) {
 }
 
 func (b *builder) credAge(x, y nn) int {
-	ox, oy := b.in.credentials[x], b.in.credentials[y]
+	ox, oy := b.in.credentials.get(x), b.in.credentials.get(y)
 	switch {
 	case older(ox, oy):
 		return -1
@@ -406,7 +404,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 	reeval := make(set[nn], len(dirty))
 	visit := func(k nn) {
 		old, _ := b.creds.Get(k)
-		obj := b.in.credentials[k]
+		obj := b.in.credentials.get(k)
 		var oldRef, newRef nn
 		if old != nil {
 			oldRef = nn{Namespace: k.Namespace, Name: old.obj.Spec.SecretRef.Name}
@@ -439,7 +437,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 			b.creds.Delete(k)
 			return
 		}
-		c, ds, reason, msg := parseCredential(obj, newRef, b.in.secrets[newRef])
+		c, ds, reason, msg := parseCredential(obj, newRef, b.in.secrets.get(newRef))
 		e := &credEntry{obj: obj, cred: c, codes: ds, reason: reason, msg: msg}
 		if old != nil {
 			e.bound, e.conds = old.bound, old.conds
@@ -499,19 +497,17 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 // in parallel; then each worker fills the shards of every index that are its own (shard
 // index modulo the number of workers), so no two workers write one map.
 func (b *builder) credentialsFull() {
-	keys := make([]nn, 0, len(b.in.credentials))
-	for k := range b.in.credentials {
-		keys = append(keys, k)
-	}
+	keys := make([]nn, 0, b.in.credentials.n)
+	b.in.credentials.all(func(k nn, _ *authv1alpha1.Credential) { keys = append(keys, k) })
 	entries := make([]credEntry, len(keys)) // one allocation for all of them
 	b.fullCreds.keys, b.fullCreds.entries = keys, entries
 	workers := buildWorkers(len(keys))
 	fanOut(workers, func(w int) {
 		for i := w; i < len(keys); i += workers {
 			k := keys[i]
-			obj := b.in.credentials[k]
+			obj := b.in.credentials.get(k)
 			ref := nn{Namespace: k.Namespace, Name: obj.Spec.SecretRef.Name}
-			c, ds, reason, msg := parseCredential(obj, ref, b.in.secrets[ref])
+			c, ds, reason, msg := parseCredential(obj, ref, b.in.secrets.get(ref))
 			entries[i] = credEntry{obj: obj, cred: c, codes: ds, reason: reason, msg: msg}
 		}
 	})
@@ -645,8 +641,8 @@ func (b *builder) indexCode(d [sha256.Size]byte, claims []nn) {
 // credential status that changed.
 func (b *builder) credentialStatuses(recount set[nn]) {
 	if b.full {
-		counts := make(map[string]map[string]int32, len(b.in.credsByNS))
-		for ns, creds := range b.in.credsByNS {
+		counts := make(map[string]map[string]int32, len(b.in.credentials.byNS))
+		for ns, creds := range b.in.credentials.byNS {
 			counts[ns] = b.countBindings(ns, creds)
 		}
 		keys, entries := b.fullCreds.keys, b.fullCreds.entries
@@ -729,7 +725,7 @@ func (b *builder) namespaceBindings(ns string) []*Binding {
 		return bs
 	}
 	var bs []*Binding
-	for name := range b.in.bindingsByNS[ns] {
+	for name := range b.in.bindings.namespace(ns) {
 		if be, _ := b.binds.Get(nn{Namespace: ns, Name: name}); be != nil && be.b.App != nil {
 			bs = append(bs, be.b)
 		}
@@ -754,7 +750,7 @@ func (b *builder) emit(cur *ObjectStatus, next ObjectStatus) {
 func (b *builder) authorizers(dirty, dirtyBinds set[nn]) {
 	for k := range dirty {
 		old, _ := b.authz.Get(k)
-		obj := b.in.authorizers[k]
+		obj := b.in.authorizers.get(k)
 		ref := func(o *authv1alpha1.CustomAuthorizer) (nn, bool) {
 			if o == nil || o.Spec.UserDataFrom == nil {
 				return nn{}, false
@@ -782,7 +778,7 @@ func (b *builder) authorizers(dirty, dirtyBinds set[nn]) {
 			b.authz.Delete(k)
 			continue
 		}
-		a, reason, msg := compileAuthorizer(obj, b.in.secrets)
+		a, reason, msg := compileAuthorizer(obj, &b.in.secrets)
 		e := &authzEntry{obj: obj, a: a, reason: reason, msg: msg}
 		if old != nil {
 			e.status = old.status
@@ -827,7 +823,7 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 	}
 	for k := range dirty {
 		old, _ := b.binds.Get(k)
-		obj := b.in.bindings[k]
+		obj := b.in.bindings.get(k)
 		var oldObj *authv1alpha1.APIBinding
 		if old != nil {
 			oldObj = old.obj
@@ -919,7 +915,7 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 
 // recountNamespace adds to recount the credentials of ns that oldB and newB bind differently.
 func (b *builder) recountNamespace(ns string, oldB, newB *Binding, recount set[nn]) {
-	for name, obj := range b.in.credsByNS[ns] {
+	for name, obj := range b.in.credentials.namespace(ns) {
 		if oldB.bindsObject(obj) != newB.bindsObject(obj) {
 			recount.add(nn{Namespace: ns, Name: name})
 		}
@@ -940,7 +936,7 @@ func (bd *Binding) bindsObject(c *authv1alpha1.Credential) bool {
 func (b *builder) compileBindingsFull(keys set[nn]) map[nn]*bindEntry {
 	objs := make([]*authv1alpha1.APIBinding, 0, len(keys))
 	for k := range keys {
-		if o := b.in.bindings[k]; o != nil {
+		if o := b.in.bindings.get(k); o != nil {
 			objs = append(objs, o)
 		}
 	}
@@ -992,7 +988,7 @@ func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []strin
 		bd.App = f
 		var missing []string
 		for _, n := range app.Credentials {
-			if _, ok := b.in.credentials[nn{Namespace: obj.Namespace, Name: n}]; !ok {
+			if b.in.credentials.get(nn{Namespace: obj.Namespace, Name: n}) == nil {
 				missing = append(missing, n)
 			}
 		}

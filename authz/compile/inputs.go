@@ -1,9 +1,8 @@
 package compile
 
 import (
+	"encoding/binary"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,13 +54,10 @@ type Inputs struct {
 	// Now is the instant the build evaluates expiry against.
 	Now time.Time
 
-	credentials map[types.NamespacedName]*authv1alpha1.Credential
-	authorizers map[types.NamespacedName]*authv1alpha1.CustomAuthorizer
-	bindings    map[types.NamespacedName]*authv1alpha1.APIBinding
-	secrets     map[types.NamespacedName]*secretData
-
-	credsByNS    map[string]map[string]*authv1alpha1.Credential
-	bindingsByNS map[string]map[string]*authv1alpha1.APIBinding
+	credentials nsMap[*authv1alpha1.Credential]
+	authorizers nsMap[*authv1alpha1.CustomAuthorizer]
+	bindings    nsMap[*authv1alpha1.APIBinding]
+	secrets     nsMap[*secretData]
 
 	changed map[ObjectKey]struct{}
 	// Until the first build takes the changes, every object is new to it and it builds
@@ -72,16 +68,7 @@ type Inputs struct {
 
 // NewInputs returns an empty set.
 func NewInputs() *Inputs {
-	return &Inputs{
-		credentials:  map[types.NamespacedName]*authv1alpha1.Credential{},
-		authorizers:  map[types.NamespacedName]*authv1alpha1.CustomAuthorizer{},
-		bindings:     map[types.NamespacedName]*authv1alpha1.APIBinding{},
-		secrets:      map[types.NamespacedName]*secretData{},
-		credsByNS:    map[string]map[string]*authv1alpha1.Credential{},
-		bindingsByNS: map[string]map[string]*authv1alpha1.APIBinding{},
-		changed:      map[ObjectKey]struct{}{},
-		fresh:        true,
-	}
+	return &Inputs{changed: map[ObjectKey]struct{}{}, fresh: true}
 }
 
 // KeyOf returns the key of a supported object; ok is false for any other type.
@@ -102,7 +89,7 @@ func KeyOf(obj client.Object) (key ObjectKey, ok bool) {
 
 // Set adds or replaces an object. The object is kept, not copied: the caller must not change
 // it afterwards (objects from an informer cache are never changed); of a Secret only the
-// name, UID, resourceVersion and data are kept, sharing the data's byte slices. A
+// name, UID, resourceVersion and a copy of the data are kept. A
 // replacement with the same UID and resourceVersion is ignored. It reports whether the set
 // changed.
 func (in *Inputs) Set(obj client.Object) bool {
@@ -117,15 +104,13 @@ func (in *Inputs) Set(obj client.Object) bool {
 	nn := key.NamespacedName
 	switch o := obj.(type) {
 	case *authv1alpha1.Credential:
-		in.credentials[nn] = o
-		nsPut(in.credsByNS, nn, o)
+		in.credentials.set(nn, o)
 	case *authv1alpha1.CustomAuthorizer:
-		in.authorizers[nn] = o
+		in.authorizers.set(nn, o)
 	case *authv1alpha1.APIBinding:
-		in.bindings[nn] = o
-		nsPut(in.bindingsByNS, nn, o)
+		in.bindings.set(nn, o)
 	case *corev1.Secret:
-		in.secrets[nn] = newSecretData(o)
+		in.secrets.set(nn, newSecretData(o))
 	}
 	in.Touch(key)
 	return true
@@ -139,33 +124,41 @@ func (in *Inputs) Delete(key ObjectKey) bool {
 	nn := key.NamespacedName
 	switch key.Kind {
 	case KindCredential:
-		delete(in.credentials, nn)
-		nsDelete(in.credsByNS, nn)
+		in.credentials.delete(nn)
 	case KindCustomAuthorizer:
-		delete(in.authorizers, nn)
+		in.authorizers.delete(nn)
 	case KindAPIBinding:
-		delete(in.bindings, nn)
-		nsDelete(in.bindingsByNS, nn)
+		in.bindings.delete(nn)
 	case KindSecret:
-		delete(in.secrets, nn)
+		in.secrets.delete(nn)
 	}
 	in.Touch(key)
 	return true
 }
 
-// Reserve makes room for counts[k] objects of each kind k the set has none of yet: a first
-// load of 100,000 objects then fills its maps without growing them step by step.
-func (in *Inputs) Reserve(counts map[Kind]int) {
+// Reserve makes room for objs in a set that has none of their kind and namespace yet: a
+// first load of 100,000 objects then fills its maps without growing them step by step.
+func (in *Inputs) Reserve(objs []client.Object) {
+	type kindNS struct {
+		kind Kind
+		ns   string
+	}
+	counts := map[kindNS]int{}
+	for _, o := range objs {
+		if k, ok := KeyOf(o); ok {
+			counts[kindNS{k.Kind, k.Namespace}]++
+		}
+	}
 	for k, n := range counts {
-		switch {
-		case k == KindCredential && len(in.credentials) == 0:
-			in.credentials = make(map[types.NamespacedName]*authv1alpha1.Credential, n)
-		case k == KindCustomAuthorizer && len(in.authorizers) == 0:
-			in.authorizers = make(map[types.NamespacedName]*authv1alpha1.CustomAuthorizer, n)
-		case k == KindAPIBinding && len(in.bindings) == 0:
-			in.bindings = make(map[types.NamespacedName]*authv1alpha1.APIBinding, n)
-		case k == KindSecret && len(in.secrets) == 0:
-			in.secrets = make(map[types.NamespacedName]*secretData, n)
+		switch k.kind {
+		case KindCredential:
+			in.credentials.reserve(k.ns, n)
+		case KindCustomAuthorizer:
+			in.authorizers.reserve(k.ns, n)
+		case KindAPIBinding:
+			in.bindings.reserve(k.ns, n)
+		case KindSecret:
+			in.secrets.reserve(k.ns, n)
 		}
 	}
 }
@@ -186,25 +179,16 @@ func (in *Inputs) Changed() int { return len(in.changed) + in.unbuilt }
 
 // Len counts the objects in the set.
 func (in *Inputs) Len() int {
-	return len(in.credentials) + len(in.authorizers) + len(in.bindings) + len(in.secrets)
+	return in.credentials.n + in.authorizers.n + in.bindings.n + in.secrets.n
 }
 
 // Keys returns the key of every object in the set (in no particular order).
 func (in *Inputs) Keys() []ObjectKey {
 	out := make([]ObjectKey, 0, in.Len())
-	for k := range in.credentials {
-		out = append(out, ObjectKey{KindCredential, k})
-	}
-	for k := range in.authorizers {
-		out = append(out, ObjectKey{KindCustomAuthorizer, k})
-	}
-	for k := range in.bindings {
-		out = append(out, ObjectKey{KindAPIBinding, k})
-	}
-	for k := range in.secrets {
-		out = append(out, ObjectKey{KindSecret, k})
-	}
-	return out
+	out = appendKeys(out, KindCredential, in.credentials)
+	out = appendKeys(out, KindCustomAuthorizer, in.authorizers)
+	out = appendKeys(out, KindAPIBinding, in.bindings)
+	return appendKeys(out, KindSecret, in.secrets)
 }
 
 // version returns the UID and resourceVersion of the object under key; ok is false when
@@ -214,19 +198,19 @@ func (in *Inputs) version(key ObjectKey) (uid types.UID, rv string, ok bool) {
 	nn := key.NamespacedName
 	switch key.Kind {
 	case KindCredential:
-		if o, found := in.credentials[nn]; found {
+		if o := in.credentials.get(nn); o != nil {
 			obj = o
 		}
 	case KindCustomAuthorizer:
-		if o, found := in.authorizers[nn]; found {
+		if o := in.authorizers.get(nn); o != nil {
 			obj = o
 		}
 	case KindAPIBinding:
-		if o, found := in.bindings[nn]; found {
+		if o := in.bindings.get(nn); o != nil {
 			obj = o
 		}
 	case KindSecret:
-		if s, found := in.secrets[nn]; found {
+		if s := in.secrets.get(nn); s != nil {
 			return s.uid, s.resourceVersion, true
 		}
 	}
@@ -237,35 +221,58 @@ func (in *Inputs) version(key ObjectKey) (uid types.UID, rv string, ok bool) {
 }
 
 // secretData is what the compiler reads of a Secret. A Secret is kept this way rather than
-// whole because there are as many Secrets as Credentials and a Go map per Secret (its data)
-// costs several hundred bytes even for three keys.
+// whole because there are as many Secrets as Credentials: a Go map per Secret (its data)
+// costs several hundred bytes even for three keys, and a slice per value adds up too.
 type secretData struct {
 	uid             types.UID
 	resourceVersion string
-	items           []secretItem // sorted by key
-}
-
-type secretItem struct {
-	key   string
-	value []byte
+	// data holds every item as uvarint(len(key)), key, uvarint(len(value)), value: one
+	// allocation per Secret. A compiled credential keeps a slice of it (its appSecret).
+	data []byte
 }
 
 func newSecretData(s *corev1.Secret) *secretData {
-	d := &secretData{uid: s.UID, resourceVersion: s.ResourceVersion, items: make([]secretItem, 0, len(s.Data))}
+	n := 0
 	for k, v := range s.Data {
-		d.items = append(d.items, secretItem{k, v})
+		n += uvarintLen(len(k)) + len(k) + uvarintLen(len(v)) + len(v)
 	}
-	slices.SortFunc(d.items, func(a, b secretItem) int { return strings.Compare(a.key, b.key) })
+	d := &secretData{uid: s.UID, resourceVersion: s.ResourceVersion}
+	if n == 0 {
+		return d
+	}
+	d.data = make([]byte, 0, n)
+	for k, v := range s.Data {
+		d.data = binary.AppendUvarint(d.data, uint64(len(k)))
+		d.data = append(d.data, k...)
+		d.data = binary.AppendUvarint(d.data, uint64(len(v)))
+		d.data = append(d.data, v...)
+	}
 	return d
 }
 
-// get returns the value under key k.
+func uvarintLen(n int) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], uint64(n))
+}
+
+// get returns the value under key k; its capacity ends with it, so appending to it copies.
 func (d *secretData) get(k string) ([]byte, bool) {
-	i, found := slices.BinarySearchFunc(d.items, k, func(it secretItem, k string) int { return strings.Compare(it.key, k) })
-	if !found {
-		return nil, false
+	for rest := d.data; len(rest) > 0; {
+		key, r := cutItem(rest)
+		value, r := cutItem(r)
+		if string(key) == k {
+			return value, true
+		}
+		rest = r
 	}
-	return d.items[i].value, true
+	return nil, false
+}
+
+// cutItem splits a length-prefixed item off the front of b (written by newSecretData).
+func cutItem(b []byte) (item, rest []byte) {
+	l, n := binary.Uvarint(b)
+	end := n + int(l)
+	return b[n:end:end], b[end:]
 }
 
 // takeChanges returns the objects changed since the last build and starts recording anew;
@@ -276,20 +283,70 @@ func (in *Inputs) takeChanges() (changed map[ObjectKey]struct{}, all bool) {
 	return c, all
 }
 
-func nsPut[T any](idx map[string]map[string]T, nn types.NamespacedName, v T) {
-	m := idx[nn.Namespace]
-	if m == nil {
-		m = map[string]T{}
-		idx[nn.Namespace] = m
-	}
-	m[nn.Name] = v
+// nsMap holds objects by namespace, then name. One map per namespace rather than one keyed
+// by namespace and name: a key is a name (16 bytes), not two strings, and the builder reads
+// a namespace's objects at once.
+type nsMap[T comparable] struct {
+	byNS map[string]map[string]T
+	n    int // objects in all
 }
 
-func nsDelete[T any](idx map[string]map[string]T, nn types.NamespacedName) {
-	if m := idx[nn.Namespace]; m != nil {
-		delete(m, nn.Name)
-		if len(m) == 0 {
-			delete(idx, nn.Namespace)
+// get returns the object named k, or the zero T.
+func (m *nsMap[T]) get(k types.NamespacedName) T {
+	return m.byNS[k.Namespace][k.Name]
+}
+
+// namespace returns the objects of ns by name; the caller must not change it.
+func (m *nsMap[T]) namespace(ns string) map[string]T { return m.byNS[ns] }
+
+func (m *nsMap[T]) set(k types.NamespacedName, v T) {
+	if m.byNS == nil {
+		m.byNS = map[string]map[string]T{}
+	}
+	names := m.byNS[k.Namespace]
+	if names == nil {
+		names = map[string]T{}
+		m.byNS[k.Namespace] = names
+	}
+	if _, ok := names[k.Name]; !ok {
+		m.n++
+	}
+	names[k.Name] = v
+}
+
+func (m *nsMap[T]) delete(k types.NamespacedName) {
+	names := m.byNS[k.Namespace]
+	if _, ok := names[k.Name]; !ok {
+		return
+	}
+	m.n--
+	delete(names, k.Name)
+	if len(names) == 0 {
+		delete(m.byNS, k.Namespace)
+	}
+}
+
+// reserve makes room for n objects in ns, if it has none yet.
+func (m *nsMap[T]) reserve(ns string, n int) {
+	if len(m.byNS[ns]) > 0 {
+		return
+	}
+	if m.byNS == nil {
+		m.byNS = map[string]map[string]T{}
+	}
+	m.byNS[ns] = make(map[string]T, n)
+}
+
+// all calls f for every object, in no particular order.
+func (m *nsMap[T]) all(f func(k types.NamespacedName, v T)) {
+	for ns, names := range m.byNS {
+		for name, v := range names {
+			f(types.NamespacedName{Namespace: ns, Name: name}, v)
 		}
 	}
+}
+
+func appendKeys[T comparable](out []ObjectKey, kind Kind, m nsMap[T]) []ObjectKey {
+	m.all(func(k types.NamespacedName, _ T) { out = append(out, ObjectKey{kind, k}) })
+	return out
 }

@@ -157,7 +157,7 @@ func parseCredential(obj *authv1alpha1.Credential, secretName types.NamespacedNa
 
 // compileAuthorizer checks and compiles a CustomAuthorizer. On failure it returns the reason
 // and message of its Ready=False condition.
-func compileAuthorizer(obj *authv1alpha1.CustomAuthorizer, secrets map[types.NamespacedName]*secretData) (*Authorizer, string, string) {
+func compileAuthorizer(obj *authv1alpha1.CustomAuthorizer, secrets *nsMap[*secretData]) (*Authorizer, string, string) {
 	spec := &obj.Spec
 	u, err := url.Parse(spec.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
@@ -248,7 +248,7 @@ func compileAuthorizer(obj *authv1alpha1.CustomAuthorizer, secrets map[types.Nam
 	}
 	if from := spec.UserDataFrom; from != nil {
 		ref := from.SecretKeyRef
-		s := secrets[types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}]
+		s := secrets.get(types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name})
 		if s == nil {
 			return nil, authv1alpha1.ReasonSecretNotFound, "userDataFrom: " + secretNotFound(obj.Namespace, ref.Name)
 		}
