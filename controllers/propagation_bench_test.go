@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -458,6 +459,24 @@ func startBenchReplica(b *testing.B, w *world, az *authzclient.Client) *rig {
 	}
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	// PORTCULLIS_BENCH_START_PROFILE names a file for a CPU profile of this process from the
+	// replica's start until it is ready (the list, the informers, the compile).
+	stopProfile := func() {}
+	if path := os.Getenv("PORTCULLIS_BENCH_START_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		stopProfile = func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				b.Error(err)
+			}
+		}
+	}
 	start := time.Now()
 	go func() { done <- mgr.Start(mctx) }()
 	b.Cleanup(func() {
@@ -473,6 +492,7 @@ func startBenchReplica(b *testing.B, w *world, az *authzclient.Client) *rig {
 		time.Sleep(time.Millisecond)
 	}
 	r.startup = time.Since(start)
+	stopProfile()
 	r.compile = r.builds.first()
 	if !w.complete(r.policy.Snapshot()) {
 		b.Fatal("the replica's first snapshot misses part of the world")
