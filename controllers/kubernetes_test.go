@@ -344,7 +344,7 @@ func TestFalseConditions(t *testing.T) {
 	wantRoute(t, host, "/b", ns+"/no-authz (deny)")
 	wantRoute(t, host, "/c", ns+"/first")
 	wantRoute(t, host, "/d", ns+"/second (deny)")
-	if c := policy.Snapshot().CredentialByAppKey(ns + "-shared"); c == nil || c.Name != "a-older" {
+	if c := policy.Snapshot().CredentialByAppKey(ns + "-shared"); c == nil || c.Name() != "a-older" {
 		t.Errorf("appKey owner: %+v", c)
 	}
 

@@ -31,7 +31,7 @@ import (
 func cacheKey(a *compile.Authorizer, b *compile.Binding, cr *compile.Credential, ids []string) [32]byte {
 	n := 1 + 4 + len(a.UID) + 8 + 4 + len(b.UID) + 4 + 4
 	if cr != nil {
-		n += len(cr.UID)
+		n += len(cr.UID())
 	}
 	for _, v := range ids {
 		n += 4 + len(v)
@@ -54,7 +54,7 @@ func appendKey(k []byte, a *compile.Authorizer, b *compile.Binding, cr *compile.
 	k = binary.BigEndian.AppendUint64(k, a.Revision)
 	k = appendString(k, string(b.UID))
 	if cr != nil {
-		k = appendString(k, string(cr.UID))
+		k = appendString(k, string(cr.UID()))
 	} else {
 		k = appendString(k, "")
 	}

@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
 	"github.com/portcullis-dev/portcullis/authz/compile"
 )
 
@@ -109,7 +111,8 @@ func TestCache(t *testing.T) {
 					c.Binding = binding(types.UID(s.binding))
 				}
 				if s.cred != "" {
-					c.Credential = &compile.Credential{ObjectRef: compile.ObjectRef{Ref: "shop/" + s.cred, UID: types.UID(s.cred)}}
+					c.Credential = compile.NewCredential(&authv1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{
+						Namespace: "shop", Name: s.cred, UID: types.UID(s.cred)}}, "", nil)
 				}
 				res, err := cl.Authorize(context.Background(), c)
 				if s.failNext {
@@ -450,7 +453,7 @@ func TestCacheKey(t *testing.T) {
 	a2.Revision++
 	a3 := *a
 	a3.UID = "other"
-	cr := &compile.Credential{ObjectRef: compile.ObjectRef{UID: "c"}}
+	cr := compile.NewCredential(&authv1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{UID: "c"}}, "", nil)
 	long := strings.Repeat("x", 5000)
 	keys := map[[32]byte]string{}
 	for name, k := range map[string][32]byte{

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
 	"github.com/portcullis-dev/portcullis/authz/compile"
 )
@@ -71,10 +73,10 @@ func TestEvent(t *testing.T) {
 		{In: authv1alpha1.IdentityMethod},
 		{In: authv1alpha1.IdentityPath},
 	}
-	cred := &compile.Credential{
-		ObjectRef: compile.ObjectRef{Namespace: "shop", Name: "mobile-app", Ref: "shop/mobile-app", UID: "cred-uid"},
-		AppKey:    "ak", Secret: []byte("do-not-send-this-secret"), Metadata: map[string]string{"tier": "gold"},
-	}
+	cred := compile.NewCredential(&authv1alpha1.Credential{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "mobile-app", UID: "cred-uid"},
+		Spec:       authv1alpha1.CredentialSpec{Metadata: map[string]string{"tier": "gold"}},
+	}, "ak", []byte("do-not-send-this-secret"))
 	base := map[string]any{
 		"httpMethod":            "POST",
 		"path":                  "/orders/7",

@@ -70,8 +70,8 @@ func encodeEvent(c *Call) ([]byte, error) {
 	}
 	if cr := c.Credential; cr != nil {
 		ev.RequestContext.Credential = cr.Ref
-		if len(cr.Metadata) > 0 {
-			ev.RequestContext.CredentialMetadata = cr.Metadata
+		if md := cr.Metadata(); len(md) > 0 {
+			ev.RequestContext.CredentialMetadata = md
 		}
 	}
 	var buf bytes.Buffer

@@ -705,11 +705,11 @@ func (b *builder) credentialStatus(k nn, e *credEntry, conds condCache) {
 		e.conds = conds.one(condition(authv1alpha1.ConditionReady, false, e.reason, e.msg, gen))
 	case e.conflict != "":
 		e.conds = conds.one(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonAppKeyConflict, e.conflict, gen))
-	case e.cred.Disabled:
+	case e.cred.Disabled():
 		e.conds = conds.one(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonDisabled, "spec.disabled is true", gen))
 	case !e.cred.Usable(b.in.Now):
 		e.conds = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonExpired,
-			"expired at "+e.cred.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"), gen)}
+			"expired at "+e.cred.ExpiresAt().UTC().Format("2006-01-02T15:04:05Z"), gen)}
 	default:
 		e.conds = conds.one(condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen))
 	}

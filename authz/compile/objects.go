@@ -86,13 +86,7 @@ func parseCredential(obj *authv1alpha1.Credential, secretName types.NamespacedNa
 	if len(appKey) > 256 || strings.IndexFunc(appKey, func(r rune) bool { return r <= ' ' || r > '~' || r == ',' }) >= 0 {
 		return invalid("%s must be at most 256 printable ASCII characters without spaces or commas (a trailing newline is a common cause)", SecretKeyAppKey)
 	}
-	c := &Credential{
-		ObjectRef: refOf(obj),
-		Labels:    obj.Labels,
-		AppKey:    appKey,
-		Disabled:  obj.Spec.Disabled,
-		Metadata:  obj.Spec.Metadata,
-	}
+	c := &Credential{Ref: obj.Namespace + "/" + obj.Name, AppKey: appKey, obj: obj}
 	if s, ok := secret.get(SecretKeyAppSecret); ok {
 		if len(s) < minAppSecretLen {
 			return invalid("%s must be at least %d bytes, it has %d", SecretKeyAppSecret, minAppSecretLen, len(s))
@@ -141,9 +135,6 @@ func parseCredential(obj *authv1alpha1.Credential, secretName types.NamespacedNa
 	}
 	if c.Secret == nil && len(codes) == 0 {
 		return invalid("it needs %s (for signed requests) or %s", SecretKeyAppSecret, SecretKeyAppCodes)
-	}
-	if obj.Spec.ExpiresAt != nil {
-		c.ExpiresAt = obj.Spec.ExpiresAt.Time
 	}
 	for _, s := range obj.Spec.AllowedCIDRs {
 		p, err := netip.ParsePrefix(s)

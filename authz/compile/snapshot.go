@@ -48,24 +48,51 @@ func refOf(o metav1.Object) ObjectRef {
 	return ObjectRef{Namespace: o.GetNamespace(), Name: o.GetName(), Ref: o.GetNamespace() + "/" + o.GetName(), UID: o.GetUID()}
 }
 
-// Credential is a usable app identity: its Secret parsed, its appKey and AppCodes owned.
+// Credential is a usable app identity: its Secret parsed, its appKey and AppCodes owned. It
+// reads the rest (name, UID, labels, metadata, disabled, expiry) from its object rather than
+// keeping copies: there are 100,000 of them in a large world.
 type Credential struct {
-	ObjectRef
-	Labels map[string]string
+	// Ref is "<namespace>/<name>" (the value of x-portcullis-credential).
+	Ref    string
 	AppKey string
 	// Secret is the HMAC key for signed requests; nil when the Secret has no appSecret.
 	Secret []byte
-	// Disabled and ExpiresAt (zero: never) reject the credential.
-	Disabled  bool
-	ExpiresAt time.Time
 	// AllowedCIDRs, when not empty, is the source-address allow list.
 	AllowedCIDRs []netip.Prefix
-	Metadata     map[string]string
+
+	obj *authv1alpha1.Credential // read-only
+}
+
+// NewCredential returns the compiled form of obj with the given appKey and appSecret, for
+// tests and tools that need a credential without a build (a build also checks the Secret,
+// parses allowedCIDRs and resolves who owns each appKey).
+func NewCredential(obj *authv1alpha1.Credential, appKey string, secret []byte) *Credential {
+	return &Credential{Ref: obj.Namespace + "/" + obj.Name, AppKey: appKey, Secret: secret, obj: obj}
+}
+
+// Namespace, Name, UID, Labels and Metadata are those of the Credential object; the maps are
+// shared: never modify them.
+func (c *Credential) Namespace() string           { return c.obj.Namespace }
+func (c *Credential) Name() string                { return c.obj.Name }
+func (c *Credential) UID() types.UID              { return c.obj.UID }
+func (c *Credential) Labels() map[string]string   { return c.obj.Labels }
+func (c *Credential) Metadata() map[string]string { return c.obj.Spec.Metadata }
+
+// Disabled is spec.disabled.
+func (c *Credential) Disabled() bool { return c.obj.Spec.Disabled }
+
+// ExpiresAt is spec.expiresAt; zero when it never expires.
+func (c *Credential) ExpiresAt() time.Time {
+	if e := c.obj.Spec.ExpiresAt; e != nil {
+		return e.Time
+	}
+	return time.Time{}
 }
 
 // Usable reports whether the credential may authenticate a request at now.
 func (c *Credential) Usable(now time.Time) bool {
-	return !c.Disabled && (c.ExpiresAt.IsZero() || now.Before(c.ExpiresAt))
+	e := c.obj.Spec.ExpiresAt
+	return !c.obj.Spec.Disabled && (e == nil || now.Before(e.Time))
 }
 
 // SourceAllowed reports whether addr may present the credential.
@@ -158,10 +185,7 @@ func (f *AppFactor) named(name string) bool {
 
 // Binds reports whether the binding b accepts credential c.
 func (b *Binding) Binds(c *Credential) bool {
-	if b.App == nil || c.Namespace != b.Namespace {
-		return false
-	}
-	return b.App.named(c.Name) || b.App.selector != nil && b.App.selector.Matches(labels.Set(c.Labels))
+	return b.bindsObject(c.obj)
 }
 
 // Method is a bit set of HTTP methods.
