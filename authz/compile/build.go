@@ -29,12 +29,19 @@ type state struct {
 	authz pmap[nn, *authzEntry]
 	binds pmap[nn, *bindEntry]
 
-	secretUsers pmap[nn, []ObjectKey] // Secret -> Credentials and CustomAuthorizers naming it
-	authzUsers  pmap[nn, []nn]        // CustomAuthorizer -> APIBindings naming it
-	credUsers   pmap[nn, []nn]        // Credential -> APIBindings naming it
+	// The reverse indexes hold names only: an object names objects of its own namespace.
+	secretUsers pmap[nn, []user]   // Secret -> Credentials and CustomAuthorizers naming it
+	authzUsers  pmap[nn, []string] // CustomAuthorizer -> APIBindings naming it
+	credUsers   pmap[nn, []string] // Credential -> APIBindings naming it
 
 	keyClaims  pmap[string, []nn]            // appKey -> Credentials claiming it, oldest first
 	codeClaims pmap[[sha256.Size]byte, []nn] // AppCode digest -> Credentials claiming it, oldest first
+}
+
+// user is an object that names a Secret of its namespace.
+type user struct {
+	kind Kind
+	name string
 }
 
 type credEntry struct {
@@ -86,9 +93,9 @@ func newState() *state {
 		creds:       newPmap[nn, *credEntry](hashNN),
 		authz:       newPmap[nn, *authzEntry](hashNN),
 		binds:       newPmap[nn, *bindEntry](hashNN),
-		secretUsers: newPmap[nn, []ObjectKey](hashNN),
-		authzUsers:  newPmap[nn, []nn](hashNN),
-		credUsers:   newPmap[nn, []nn](hashNN),
+		secretUsers: newPmap[nn, []user](hashNN),
+		authzUsers:  newPmap[nn, []string](hashNN),
+		credUsers:   newPmap[nn, []string](hashNN),
 		keyClaims:   newPmap[string, []nn](hashString),
 		codeClaims:  newPmap[[sha256.Size]byte, []nn](hashDigest),
 	}
@@ -111,9 +118,9 @@ type builder struct {
 	creds       *pmapEdit[nn, *credEntry]
 	authz       *pmapEdit[nn, *authzEntry]
 	binds       *pmapEdit[nn, *bindEntry]
-	secretUsers *pmapEdit[nn, []ObjectKey]
-	authzUsers  *pmapEdit[nn, []nn]
-	credUsers   *pmapEdit[nn, []nn]
+	secretUsers *pmapEdit[nn, []user]
+	authzUsers  *pmapEdit[nn, []string]
+	credUsers   *pmapEdit[nn, []string]
 	keyClaims   *pmapEdit[string, []nn]
 	codeClaims  *pmapEdit[[sha256.Size]byte, []nn]
 
@@ -238,10 +245,10 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 			case KindSecret:
 				users, _ := b.secretUsers.Get(k.NamespacedName)
 				for _, u := range users {
-					if u.Kind == KindCredential {
-						dirtyCreds.add(u.NamespacedName)
+					if u.kind == KindCredential {
+						dirtyCreds.add(nn{Namespace: k.Namespace, Name: u.name})
 					} else {
-						dirtyAuthz.add(u.NamespacedName)
+						dirtyAuthz.add(nn{Namespace: k.Namespace, Name: u.name})
 					}
 				}
 			}
@@ -412,7 +419,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		if obj != nil {
 			newRef = nn{Namespace: k.Namespace, Name: obj.Spec.SecretRef.Name}
 		}
-		key := ObjectKey{KindCredential, k}
+		key := user{KindCredential, k.Name}
 		if old != nil && oldRef != newRef {
 			dropRef(b.secretUsers, oldRef, key)
 		}
@@ -430,7 +437,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		if (obj == nil) != (old == nil) {
 			users, _ := b.credUsers.Get(k)
 			for _, u := range users {
-				dirtyBinds.add(u)
+				dirtyBinds.add(nn{Namespace: k.Namespace, Name: u})
 			}
 		}
 		if obj == nil {
@@ -526,7 +533,7 @@ func (b *builder) credentialsFull() {
 			}
 			ref := nn{Namespace: k.Namespace, Name: e.obj.Spec.SecretRef.Name}
 			if mine(b.secretUsers.shard(ref), w) {
-				addRef(b.secretUsers, ref, ObjectKey{KindCredential, k}, true)
+				addRef(b.secretUsers, ref, user{KindCredential, k.Name}, true)
 			}
 			if e.cred == nil {
 				continue
@@ -757,7 +764,7 @@ func (b *builder) authorizers(dirty, dirtyBinds set[nn]) {
 			}
 			return nn{Namespace: k.Namespace, Name: o.Spec.UserDataFrom.SecretKeyRef.Name}, true
 		}
-		key := ObjectKey{KindCustomAuthorizer, k}
+		key := user{KindCustomAuthorizer, k.Name}
 		var oldObj *authv1alpha1.CustomAuthorizer
 		if old != nil {
 			oldObj = old.obj
@@ -772,7 +779,7 @@ func (b *builder) authorizers(dirty, dirtyBinds set[nn]) {
 		}
 		users, _ := b.authzUsers.Get(k)
 		for _, u := range users {
-			dirtyBinds.add(u)
+			dirtyBinds.add(nn{Namespace: k.Namespace, Name: u})
 		}
 		if obj == nil {
 			b.authz.Delete(k)
@@ -787,7 +794,7 @@ func (b *builder) authorizers(dirty, dirtyBinds set[nn]) {
 			msg = "the authorizer is in use"
 		}
 		b.emit(&e.status, ObjectStatus{
-			Key:                key,
+			Key:                ObjectKey{KindCustomAuthorizer, k},
 			UID:                obj.UID,
 			ObservedGeneration: obj.Generation,
 			Conditions:         []metav1.Condition{condition(authv1alpha1.ConditionReady, a != nil, reason, msg, obj.Generation)},
@@ -832,20 +839,20 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 		na, nc := bindingRefs(obj)
 		if oa != na {
 			if oa != "" {
-				dropRef(b.authzUsers, nn{Namespace: k.Namespace, Name: oa}, k)
+				dropRef(b.authzUsers, nn{Namespace: k.Namespace, Name: oa}, k.Name)
 			}
 			if na != "" {
-				addRef(b.authzUsers, nn{Namespace: k.Namespace, Name: na}, k, b.full)
+				addRef(b.authzUsers, nn{Namespace: k.Namespace, Name: na}, k.Name, b.full)
 			}
 		}
 		if !slices.Equal(oc, nc) {
 			for _, c := range oc {
 				if !slices.Contains(nc, c) {
-					dropRef(b.credUsers, nn{Namespace: k.Namespace, Name: c}, k)
+					dropRef(b.credUsers, nn{Namespace: k.Namespace, Name: c}, k.Name)
 				}
 			}
 			for _, c := range nc {
-				addRef(b.credUsers, nn{Namespace: k.Namespace, Name: c}, k, b.full)
+				addRef(b.credUsers, nn{Namespace: k.Namespace, Name: c}, k.Name, b.full)
 			}
 		}
 		if oldObj != nil {
