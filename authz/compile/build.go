@@ -232,6 +232,13 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 		b.keyClaims.presize(nc)
 		b.appKeys.presize(nc)
 		b.binds.presize(in.bindings.n)
+		named := 0 // credentials named by bindings, an upper bound of credUsers' keys
+		in.bindings.all(func(_ nn, o *authv1alpha1.APIBinding) {
+			if o.Spec.App != nil {
+				named += len(o.Spec.App.Credentials)
+			}
+		})
+		b.credUsers.presize(named)
 	} else {
 		dirtyCreds, dirtyAuthz, dirtyBinds = set[nn]{}, set[nn]{}, set[nn]{}
 		for k := range changes {
