@@ -34,8 +34,7 @@ type state struct {
 	authzUsers  pmap[nn, []string] // CustomAuthorizer -> APIBindings naming it
 	credUsers   pmap[nn, []string] // Credential -> APIBindings naming it
 
-	keyClaims  pmap[string, []nn]            // appKey -> Credentials claiming it, oldest first
-	codeClaims pmap[[sha256.Size]byte, []nn] // AppCode digest -> Credentials claiming it, oldest first
+	// The claims on appKeys and AppCodes are in the snapshot's indexes (owned.claims).
 }
 
 // user is an object that names a Secret of its namespace.
@@ -96,8 +95,6 @@ func newState() *state {
 		secretUsers: newPmap[nn, []user](hashNN),
 		authzUsers:  newPmap[nn, []string](hashNN),
 		credUsers:   newPmap[nn, []string](hashNN),
-		keyClaims:   newPmap[string, []nn](hashString),
-		codeClaims:  newPmap[[sha256.Size]byte, []nn](hashDigest),
 	}
 }
 
@@ -121,13 +118,11 @@ type builder struct {
 	secretUsers *pmapEdit[nn, []user]
 	authzUsers  *pmapEdit[nn, []string]
 	credUsers   *pmapEdit[nn, []string]
-	keyClaims   *pmapEdit[string, []nn]
-	codeClaims  *pmapEdit[[sha256.Size]byte, []nn]
 
 	hosts     *pmapEdit[string, *HostTable]
 	wildcards *pmapEdit[string, *HostTable]
-	appKeys   *pmapEdit[string, *Credential]
-	appCodes  *pmapEdit[[sha256.Size]byte, *Credential]
+	appKeys   *pmapEdit[string, owned]
+	appCodes  *pmapEdit[[sha256.Size]byte, owned]
 
 	full    bool                        // building from nothing: every entry is new
 	ownCred set[nn]                     // credential entries created by this build (safe to change)
@@ -195,8 +190,8 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 		prev = &Snapshot{
 			hosts:     newPmap[string, *HostTable](hashString),
 			wildcards: newPmap[string, *HostTable](hashString),
-			appKeys:   newPmap[string, *Credential](hashString),
-			appCodes:  newPmap[[sha256.Size]byte, *Credential](hashDigest),
+			appKeys:   newPmap[string, owned](hashString),
+			appCodes:  newPmap[[sha256.Size]byte, owned](hashDigest),
 		}
 	} else {
 		version = prev.Version + 1
@@ -209,8 +204,6 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 		secretUsers:  st.secretUsers.edit(),
 		authzUsers:   st.authzUsers.edit(),
 		credUsers:    st.credUsers.edit(),
-		keyClaims:    st.keyClaims.edit(),
-		codeClaims:   st.codeClaims.edit(),
 		hosts:        prev.hosts.edit(),
 		wildcards:    prev.wildcards.edit(),
 		appKeys:      prev.appKeys.edit(),
@@ -229,7 +222,6 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 		nc := in.credentials.n
 		b.creds.presize(nc)
 		b.secretUsers.presize(nc)
-		b.keyClaims.presize(nc)
 		b.appKeys.presize(nc)
 		b.binds.presize(in.bindings.n)
 		named := 0 // credentials named by bindings, an upper bound of credUsers' keys
@@ -319,8 +311,6 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 			secretUsers: b.secretUsers.freeze(),
 			authzUsers:  b.authzUsers.freeze(),
 			credUsers:   b.credUsers.freeze(),
-			keyClaims:   b.keyClaims.freeze(),
-			codeClaims:  b.codeClaims.freeze(),
 		},
 	}
 	return snap, out
@@ -381,18 +371,34 @@ func (b *builder) mutCred(k nn) *credEntry {
 	return e
 }
 
-func (b *builder) claim(m *pmapEdit[string, []nn], key string, k nn) {
-	claims, _ := m.Get(key)
-	claims = append(slices.Clone(claims), k)
-	slices.SortFunc(claims, b.credAge)
-	m.Set(key, claims)
+// addClaim records that credential k claims key (an appKey or an AppCode digest); the
+// claims stay ordered oldest first.
+func addClaim[K comparable](b *builder, m *pmapEdit[K, owned], key K, k nn) {
+	o, _ := m.Get(key)
+	o.claims = append(slices.Clone(o.claims), k)
+	slices.SortFunc(o.claims, b.credAge)
+	m.Set(key, o)
 }
 
-func (b *builder) claimCode(d [sha256.Size]byte, k nn) {
-	claims, _ := b.codeClaims.Get(d)
-	claims = append(slices.Clone(claims), k)
-	slices.SortFunc(claims, b.credAge)
-	b.codeClaims.Set(d, claims)
+// dropClaim removes credential k's claim on key; the entry goes with the last claim.
+func dropClaim[K comparable](m *pmapEdit[K, owned], key K, k nn) {
+	o, _ := m.Get(key)
+	i := slices.Index(o.claims, k)
+	if i < 0 {
+		return
+	}
+	if len(o.claims) == 1 {
+		m.Delete(key)
+		return
+	}
+	o.claims = slices.Delete(slices.Clone(o.claims), i, i+1)
+	m.Set(key, o)
+}
+
+// claimsOf returns the credentials claiming key, oldest first.
+func claimsOf[K comparable](m *pmapEdit[K, owned], key K) []nn {
+	o, _ := m.Get(key)
+	return o.claims
 }
 
 func (b *builder) credAge(x, y nn) int {
@@ -434,10 +440,10 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 			addRef(b.secretUsers, newRef, key, false)
 		}
 		if old != nil && old.cred != nil {
-			dropRef(b.keyClaims, old.cred.AppKey, k)
+			dropClaim(b.appKeys, old.cred.AppKey, k)
 			keys.add(old.cred.AppKey)
 			for _, d := range old.codes {
-				dropRef(b.codeClaims, d, k)
+				dropClaim(b.appCodes, d, k)
 				codes.add(d)
 			}
 		}
@@ -460,10 +466,10 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		b.ownCred.add(k)
 		reeval.add(k)
 		if c != nil {
-			b.claim(b.keyClaims, c.AppKey, k)
+			addClaim(b, b.appKeys, c.AppKey, k)
 			keys.add(c.AppKey)
 			for _, d := range ds {
-				b.claimCode(d, k)
+				addClaim(b, b.appCodes, d, k)
 				codes.add(d)
 			}
 		}
@@ -472,14 +478,12 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		visit(k)
 	}
 	for key := range keys {
-		claims, _ := b.keyClaims.Get(key)
-		for _, k := range claims {
+		for _, k := range claimsOf(b.appKeys, key) {
 			reeval.add(k)
 		}
 	}
 	for d := range codes {
-		claims, _ := b.codeClaims.Get(d)
-		for _, k := range claims {
+		for _, k := range claimsOf(b.appCodes, d) {
 			reeval.add(k)
 		}
 	}
@@ -497,12 +501,10 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		}
 	}
 	for key := range keys {
-		claims, _ := b.keyClaims.Get(key)
-		b.index(b.appKeys, key, claims)
+		setOwner(b, b.appKeys, key)
 	}
 	for d := range codes {
-		claims, _ := b.codeClaims.Get(d)
-		b.indexCode(d, claims)
+		setOwner(b, b.appCodes, d)
 	}
 	return reeval
 }
@@ -529,7 +531,6 @@ func (b *builder) credentialsFull() {
 	for i := range entries {
 		codes += len(entries[i].codes)
 	}
-	b.codeClaims.presize(codes)
 	b.appCodes.presize(codes)
 	mine := func(shard uint64, w int) bool { return shard%uint64(workers) == uint64(w) }
 	fanOut(workers, func(w int) {
@@ -545,12 +546,12 @@ func (b *builder) credentialsFull() {
 			if e.cred == nil {
 				continue
 			}
-			if mine(b.keyClaims.shard(e.cred.AppKey), w) {
-				b.claim(b.keyClaims, e.cred.AppKey, k)
+			if mine(b.appKeys.shard(e.cred.AppKey), w) {
+				addClaim(b, b.appKeys, e.cred.AppKey, k)
 			}
 			for _, d := range e.codes {
-				if mine(b.codeClaims.shard(d), w) {
-					b.claimCode(d, k)
+				if mine(b.appCodes.shard(d), w) {
+					addClaim(b, b.appCodes, d, k)
 				}
 			}
 		}
@@ -569,11 +570,11 @@ func (b *builder) credentialsFull() {
 				continue
 			}
 			if mine(b.appKeys.shard(e.cred.AppKey), w) {
-				b.appKeys.Set(e.cred.AppKey, e.cred)
+				setCred(b.appKeys, e.cred.AppKey, e.cred)
 			}
 			for _, d := range e.codes {
 				if mine(b.appCodes.shard(d), w) {
-					b.appCodes.Set(d, e.cred)
+					setCred(b.appCodes, d, e.cred)
 				}
 			}
 		}
@@ -610,12 +611,12 @@ func (b *builder) settleConflict(k nn, e *credEntry) {
 	if e.cred == nil {
 		return
 	}
-	if claims, _ := b.keyClaims.Get(e.cred.AppKey); claims[0] != k {
+	if claims := claimsOf(b.appKeys, e.cred.AppKey); claims[0] != k {
 		e.conflict = fmt.Sprintf("appKey %q is already used by the older Credential %s", e.cred.AppKey, claims[0])
 		return
 	}
 	for i, d := range e.codes {
-		if claims, _ := b.codeClaims.Get(d); claims[0] != k {
+		if claims := claimsOf(b.appCodes, d); claims[0] != k {
 			e.conflict = fmt.Sprintf("AppCode #%d is already used by the older Credential %s", i+1, claims[0])
 			return
 		}
@@ -635,20 +636,23 @@ func (b *builder) owner(claims []nn) *Credential {
 	return e.cred
 }
 
-func (b *builder) index(m *pmapEdit[string, *Credential], key string, claims []nn) {
-	if c := b.owner(claims); c != nil {
-		m.Set(key, c)
-	} else {
-		m.Delete(key)
+// setOwner makes the owner of key the credential that may use it now (see owner).
+func setOwner[K comparable](b *builder, m *pmapEdit[K, owned], key K) {
+	o, ok := m.Get(key)
+	if !ok {
+		return // nobody claims it
 	}
+	setCred(m, key, b.owner(o.claims))
 }
 
-func (b *builder) indexCode(d [sha256.Size]byte, claims []nn) {
-	if c := b.owner(claims); c != nil {
-		b.appCodes.Set(d, c)
-	} else {
-		b.appCodes.Delete(d)
+// setCred makes c the credential that may use key, which is claimed.
+func setCred[K comparable](m *pmapEdit[K, owned], key K, c *Credential) {
+	o, _ := m.Get(key)
+	if o.cred == c {
+		return // an edit that writes nothing copies nothing
 	}
+	o.cred = c
+	m.Set(key, o)
 }
 
 // credentialStatuses counts the bindings of the credentials in recount and emits every

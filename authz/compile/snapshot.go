@@ -30,8 +30,8 @@ type Snapshot struct {
 
 	hosts     pmap[string, *HostTable] // exact host names
 	wildcards pmap[string, *HostTable] // "*.example.com" stored under "example.com"
-	appKeys   pmap[string, *Credential]
-	appCodes  pmap[[sha256.Size]byte, *Credential]
+	appKeys   pmap[string, owned]
+	appCodes  pmap[[sha256.Size]byte, owned]
 
 	st *state // what the next incremental build reuses
 }
@@ -324,12 +324,21 @@ func (s *Snapshot) Lookup(host, path string, method Method) *Route {
 
 // CredentialByAppKey returns the credential owning appKey.
 func (s *Snapshot) CredentialByAppKey(appKey string) *Credential {
-	c, _ := s.appKeys.Get(appKey)
-	return c
+	o, _ := s.appKeys.Get(appKey)
+	return o.cred
 }
 
 // CredentialByAppCode returns the credential owning an AppCode, by the code's SHA-256.
 func (s *Snapshot) CredentialByAppCode(digest [sha256.Size]byte) *Credential {
-	c, _ := s.appCodes.Get(digest)
-	return c
+	o, _ := s.appCodes.Get(digest)
+	return o.cred
+}
+
+// owned is the entry of an appKey or an AppCode digest: the credentials claiming it, oldest
+// first, and the one that may use it (nil when none may). One map entry serves the request
+// path (cred) and the next build (claims): two maps cost about 6 MB more with 100,000
+// credentials.
+type owned struct {
+	cred   *Credential
+	claims []nn
 }
