@@ -160,6 +160,11 @@ func TestIncrementalMatchesFull(t *testing.T) {
 			if got, exp := snap.Describe(), want.Describe(); got != exp {
 				t.Fatalf("seed %d step %d (%s): incremental build differs from a full build:\n%s", s, step, what, lineDiff(exp, got))
 			}
+			gk, gc := snap.IndexLens()
+			if wk, wc := want.IndexLens(); gk != wk || gc != wc {
+				t.Fatalf("seed %d step %d (%s): the incremental build's indexes hold %d appKeys and %d AppCodes, a full build's %d and %d",
+					s, step, what, gk, gc, wk, wc)
+			}
 			all := want.Statuses()
 			if len(all) != len(known) {
 				t.Fatalf("seed %d step %d (%s): %d statuses reported over time, %d expected", s, step, what, len(known), len(all))
