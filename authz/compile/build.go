@@ -157,6 +157,15 @@ func (cc condCache) one(c metav1.Condition) []metav1.Condition {
 	return cc.share([]metav1.Condition{c})
 }
 
+// workerConds returns the condition cache for worker w of a fanOut: the build's own for the
+// first, a fresh one for each other (a cache is used by one goroutine at a time).
+func (b *builder) workerConds(w int) condCache {
+	if w == 0 {
+		return b.conds
+	}
+	return condCache{}
+}
+
 // share returns a shared list equal to conds, which it does not keep.
 func (cc condCache) share(conds []metav1.Condition) []metav1.Condition {
 	if len(conds) > len(condKey{}.c) {
@@ -666,10 +675,7 @@ func (b *builder) credentialStatuses(recount set[nn]) {
 		keys, entries := b.fullCreds.keys, b.fullCreds.entries
 		workers := buildWorkers(len(keys))
 		fanOut(workers, func(w int) {
-			conds := b.conds
-			if w > 0 {
-				conds = condCache{}
-			}
+			conds := b.workerConds(w)
 			for i := w; i < len(keys); i += workers {
 				k, e := keys[i], &entries[i]
 				e.bound = counts[k.Namespace][k.Name]
@@ -961,10 +967,7 @@ func (b *builder) compileBindingsFull(keys set[nn]) map[nn]*bindEntry {
 	entries := make([]*bindEntry, len(objs))
 	workers := buildWorkers(len(objs))
 	fanOut(workers, func(w int) {
-		conds := b.conds
-		if w > 0 {
-			conds = condCache{}
-		}
+		conds := b.workerConds(w)
 		for i := w; i < len(objs); i += workers {
 			entries[i] = b.compileBinding(objs[i], nil, nil, conds)
 		}
