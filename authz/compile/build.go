@@ -50,12 +50,30 @@ type credEntry struct {
 	reason, msg string // the Secret's problem, if any
 	conflict    string // why it lost its appKey or an AppCode, if it did
 	bound       int32
-	// conds are the conditions of its status; the rest of the status is read from the
-	// entry (statusOf), not kept in it: 100,000 statuses would cost 9 MB.
-	conds []metav1.Condition
+	conds       []metav1.Condition // of its status (see statusOf)
 }
 
-// statusOf returns the status of credential k, whose entry e is.
+type authzEntry struct {
+	obj         *authv1alpha1.CustomAuthorizer
+	a           *Authorizer // nil when not ready
+	reason, msg string
+	conds       []metav1.Condition
+}
+
+type bindEntry struct {
+	obj         *authv1alpha1.APIBinding
+	invalidSpec string
+	refsReason  string
+	refsMsg     string
+	conflicts   []string
+	b           *Binding
+	conds       []metav1.Condition
+}
+
+// An entry keeps the conditions of its object's status; the rest of the status (UID,
+// generation, appKey, bound bindings) is read from the entry when it is reported, not kept:
+// 100,000 statuses would cost 9 MB.
+
 func (e *credEntry) statusOf(k nn) ObjectStatus {
 	st := ObjectStatus{
 		Key:                ObjectKey{KindCredential, k},
@@ -70,21 +88,35 @@ func (e *credEntry) statusOf(k nn) ObjectStatus {
 	return st
 }
 
-type authzEntry struct {
-	obj         *authv1alpha1.CustomAuthorizer
-	a           *Authorizer // nil when not ready
-	reason, msg string
-	status      ObjectStatus
+func (e *authzEntry) statusOf(k nn) ObjectStatus {
+	return ObjectStatus{Key: ObjectKey{KindCustomAuthorizer, k}, UID: e.obj.UID, ObservedGeneration: e.obj.Generation, Conditions: e.conds}
 }
 
-type bindEntry struct {
-	obj         *authv1alpha1.APIBinding
-	invalidSpec string
-	refsReason  string
-	refsMsg     string
-	conflicts   []string
-	b           *Binding
-	status      ObjectStatus
+func (e *bindEntry) statusOf(k nn) ObjectStatus {
+	return ObjectStatus{Key: ObjectKey{KindAPIBinding, k}, UID: e.obj.UID, ObservedGeneration: e.obj.Generation, Conditions: e.conds}
+}
+
+// getter is a pmap or a pmapEdit.
+type getter[V any] interface{ Get(nn) (V, bool) }
+
+// statusOf returns the status of object k as the entries of creds, authz and binds say; ok is
+// false when there is no entry for it.
+func statusOf(k ObjectKey, creds getter[*credEntry], authz getter[*authzEntry], binds getter[*bindEntry]) (st ObjectStatus, ok bool) {
+	switch k.Kind {
+	case KindCredential:
+		if e, ok := creds.Get(k.NamespacedName); ok {
+			return e.statusOf(k.NamespacedName), true
+		}
+	case KindCustomAuthorizer:
+		if e, ok := authz.Get(k.NamespacedName); ok {
+			return e.statusOf(k.NamespacedName), true
+		}
+	case KindAPIBinding:
+		if e, ok := binds.Get(k.NamespacedName); ok {
+			return e.statusOf(k.NamespacedName), true
+		}
+	}
+	return ObjectStatus{}, false
 }
 
 func newState() *state {
@@ -124,12 +156,9 @@ type builder struct {
 	appKeys   *pmapEdit[string, owned]
 	appCodes  *pmapEdit[[sha256.Size]byte, owned]
 
-	full    bool                        // building from nothing: every entry is new
-	ownCred set[nn]                     // credential entries created by this build (safe to change)
-	pending map[ObjectKey]*ObjectStatus // the last status computed for each object this build
-	// pendingCreds are the credentials whose status this build computed (their entries
-	// hold it).
-	pendingCreds set[nn]
+	full    bool           // building from nothing: every entry is new
+	ownCred set[nn]        // credential entries created by this build (safe to change)
+	pending set[ObjectKey] // the objects whose status this build computed (their entries hold it)
 
 	nsBindings map[string][]*Binding
 	conds      condCache
@@ -206,21 +235,20 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 		version = prev.Version + 1
 	}
 	b := &builder{
-		in:           in,
-		creds:        st.creds.edit(),
-		authz:        st.authz.edit(),
-		binds:        st.binds.edit(),
-		secretUsers:  st.secretUsers.edit(),
-		authzUsers:   st.authzUsers.edit(),
-		credUsers:    st.credUsers.edit(),
-		hosts:        prev.hosts.edit(),
-		wildcards:    prev.wildcards.edit(),
-		appKeys:      prev.appKeys.edit(),
-		appCodes:     prev.appCodes.edit(),
-		ownCred:      set[nn]{},
-		pending:      map[ObjectKey]*ObjectStatus{},
-		pendingCreds: set[nn]{},
-		conds:        condCache{},
+		in:          in,
+		creds:       st.creds.edit(),
+		authz:       st.authz.edit(),
+		binds:       st.binds.edit(),
+		secretUsers: st.secretUsers.edit(),
+		authzUsers:  st.authzUsers.edit(),
+		credUsers:   st.credUsers.edit(),
+		hosts:       prev.hosts.edit(),
+		wildcards:   prev.wildcards.edit(),
+		appKeys:     prev.appKeys.edit(),
+		appCodes:    prev.appCodes.edit(),
+		ownCred:     set[nn]{},
+		pending:     set[ObjectKey]{},
+		conds:       condCache{},
 	}
 
 	var dirtyCreds, dirtyAuthz, dirtyBinds set[nn]
@@ -274,37 +302,18 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 	if full {
 		out = make([]ObjectStatus, 0, in.credentials.n+in.authorizers.n+in.bindings.n)
 		b.creds.Range(func(k nn, e *credEntry) bool { out = append(out, e.statusOf(k)); return true })
-		b.authz.Range(func(_ nn, e *authzEntry) bool { out = append(out, e.status); return true })
-		b.binds.Range(func(_ nn, e *bindEntry) bool { out = append(out, e.status); return true })
+		b.authz.Range(func(k nn, e *authzEntry) bool { out = append(out, e.statusOf(k)); return true })
+		b.binds.Range(func(k nn, e *bindEntry) bool { out = append(out, e.statusOf(k)); return true })
 	}
-	for k := range b.pendingCreds {
-		e, ok := b.creds.Get(k)
+	for k := range b.pending {
+		next, ok := statusOf(k, b.creds, b.authz, b.binds)
 		if !ok {
 			continue
 		}
-		next := e.statusOf(k)
-		if cur, ok := st.creds.Get(k); ok {
-			if prev := cur.statusOf(k); prev.Equal(&next) {
-				continue
-			}
+		if cur, ok := statusOf(k, &st.creds, &st.authz, &st.binds); ok && cur.Equal(&next) {
+			continue
 		}
 		out = append(out, next)
-	}
-	for k, next := range b.pending {
-		var cur *ObjectStatus
-		switch k.Kind {
-		case KindCustomAuthorizer:
-			if e, ok := st.authz.Get(k.NamespacedName); ok {
-				cur = &e.status
-			}
-		case KindAPIBinding:
-			if e, ok := st.binds.Get(k.NamespacedName); ok {
-				cur = &e.status
-			}
-		}
-		if cur == nil || !cur.Equal(next) {
-			out = append(out, *next)
-		}
 	}
 	snap := &Snapshot{
 		Version:   version,
@@ -469,7 +478,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		c, ds, reason, msg := parseCredential(obj, newRef, b.in.secrets.get(newRef))
 		e := &credEntry{obj: obj, cred: c, codes: ds, reason: reason, msg: msg}
 		if old != nil {
-			e.bound, e.conds = old.bound, old.conds
+			e.bound = old.bound
 		}
 		b.creds.Set(k, e)
 		b.ownCred.add(k)
@@ -737,9 +746,7 @@ func (b *builder) credentialStatus(k nn, e *credEntry, conds condCache) {
 	default:
 		e.conds = conds.one(condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen))
 	}
-	if !b.full {
-		b.pendingCreds.add(k)
-	}
+	b.emit(ObjectKey{KindCredential, k})
 }
 
 // namespaceBindings returns the compiled bindings of ns (read once per build, after the
@@ -761,11 +768,11 @@ func (b *builder) namespaceBindings(ns string) []*Binding {
 	return bs
 }
 
-// emit records the status computed for an object in this build.
-func (b *builder) emit(cur *ObjectStatus, next ObjectStatus) {
-	*cur = next
+// emit records that the status of k was computed in this build (into its entry); a full
+// build reports every status anyway.
+func (b *builder) emit(k ObjectKey) {
 	if !b.full {
-		b.pending[next.Key] = cur
+		b.pending.add(k)
 	}
 }
 
@@ -804,18 +811,11 @@ func (b *builder) authorizers(dirty, dirtyBinds set[nn]) {
 		}
 		a, reason, msg := compileAuthorizer(obj, &b.in.secrets)
 		e := &authzEntry{obj: obj, a: a, reason: reason, msg: msg}
-		if old != nil {
-			e.status = old.status
-		}
 		if msg == "" {
 			msg = "the authorizer is in use"
 		}
-		b.emit(&e.status, ObjectStatus{
-			Key:                ObjectKey{KindCustomAuthorizer, k},
-			UID:                obj.UID,
-			ObservedGeneration: obj.Generation,
-			Conditions:         []metav1.Condition{condition(authv1alpha1.ConditionReady, a != nil, reason, msg, obj.Generation)},
-		})
+		e.conds = b.conds.one(condition(authv1alpha1.ConditionReady, a != nil, reason, msg, obj.Generation))
+		b.emit(ObjectKey{KindCustomAuthorizer, k})
 		b.authz.Set(k, e)
 	}
 }
@@ -897,7 +897,7 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 		}
 		e := compiled[k]
 		if e == nil {
-			e = b.compileBinding(obj, conflicts, old, b.conds)
+			e = b.compileBinding(obj, conflicts, b.conds)
 		}
 		b.binds.Set(k, e)
 		if !full && (oldObj == nil || !apiequality.Semantic.DeepEqual(oldObj.Spec.App, obj.Spec.App)) {
@@ -928,7 +928,7 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 			if slices.Equal(conflicts, e.conflicts) {
 				continue
 			}
-			b.binds.Set(k, b.compileBinding(e.obj, conflicts, e, b.conds))
+			b.binds.Set(k, b.compileBinding(e.obj, conflicts, b.conds))
 			for _, h := range e.obj.Spec.Hosts {
 				dirtyHosts.add(h)
 			}
@@ -946,6 +946,8 @@ func (b *builder) recountNamespace(ns string, oldB, newB *Binding, recount set[n
 	}
 }
 
+// bindsObject reports whether the binding accepts the Credential object c (false for a nil
+// binding).
 func (bd *Binding) bindsObject(c *authv1alpha1.Credential) bool {
 	if bd == nil || bd.App == nil || c.Namespace != bd.Namespace {
 		return false
@@ -953,10 +955,8 @@ func (bd *Binding) bindsObject(c *authv1alpha1.Credential) bool {
 	return bd.App.named(c.Name) || bd.App.selector != nil && bd.App.selector.Matches(labels.Set(c.Labels))
 }
 
-// compileBinding compiles an APIBinding given the route conflicts it has, and emits its
-// status if it changed since old.
 // compileBindingsFull compiles the bindings of keys for a full build, on several
-// goroutines: without an old entry or conflicts, compileBinding only reads the builder.
+// goroutines: without route conflicts, compileBinding only reads the builder.
 func (b *builder) compileBindingsFull(keys set[nn]) map[nn]*bindEntry {
 	objs := make([]*authv1alpha1.APIBinding, 0, len(keys))
 	for k := range keys {
@@ -969,7 +969,7 @@ func (b *builder) compileBindingsFull(keys set[nn]) map[nn]*bindEntry {
 	fanOut(workers, func(w int) {
 		conds := b.workerConds(w)
 		for i := w; i < len(objs); i += workers {
-			entries[i] = b.compileBinding(objs[i], nil, nil, conds)
+			entries[i] = b.compileBinding(objs[i], nil, conds)
 		}
 	})
 	out := make(map[nn]*bindEntry, len(objs))
@@ -979,12 +979,11 @@ func (b *builder) compileBindingsFull(keys set[nn]) map[nn]*bindEntry {
 	return out
 }
 
-func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []string, old *bindEntry, cc condCache) *bindEntry {
+// compileBinding compiles an APIBinding given the route conflicts it has, and computes its
+// status (sharing condition lists through cc).
+func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []string, cc condCache) *bindEntry {
 	k := nnOf(obj)
 	e := &bindEntry{obj: obj, conflicts: conflicts, invalidSpec: validateBinding(&obj.Spec)}
-	if old != nil {
-		e.status = old.status
-	}
 	spec := &obj.Spec
 	bd := &Binding{ObjectRef: refOf(obj), Generation: obj.Generation, Anonymous: spec.Anonymous}
 	if app := spec.App; app != nil {
@@ -1075,7 +1074,8 @@ func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []strin
 		conds = append(conds, condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the binding is in force", gen))
 	}
 	e.b = bd
-	b.emit(&e.status, ObjectStatus{Key: ObjectKey{KindAPIBinding, k}, UID: obj.UID, ObservedGeneration: gen, Conditions: cc.share(conds)})
+	e.conds = cc.share(conds)
+	b.emit(ObjectKey{KindAPIBinding, k})
 	return e
 }
 

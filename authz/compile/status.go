@@ -64,8 +64,8 @@ func (s *Snapshot) Statuses() []ObjectStatus {
 		return out
 	}
 	s.st.creds.Range(func(k types.NamespacedName, e *credEntry) bool { out = append(out, e.statusOf(k)); return true })
-	s.st.authz.Range(func(_ types.NamespacedName, e *authzEntry) bool { out = append(out, e.status); return true })
-	s.st.binds.Range(func(_ types.NamespacedName, e *bindEntry) bool { out = append(out, e.status); return true })
+	s.st.authz.Range(func(k types.NamespacedName, e *authzEntry) bool { out = append(out, e.statusOf(k)); return true })
+	s.st.binds.Range(func(k types.NamespacedName, e *bindEntry) bool { out = append(out, e.statusOf(k)); return true })
 	sortStatuses(out)
 	return out
 }
@@ -96,13 +96,7 @@ func (s *Snapshot) ReadyCounts() map[Kind]ReadyCount {
 		out[k] = c
 	}
 	s.st.creds.Range(func(_ types.NamespacedName, e *credEntry) bool { count(KindCredential, e.conds); return true })
-	s.st.authz.Range(func(_ types.NamespacedName, e *authzEntry) bool {
-		count(KindCustomAuthorizer, e.status.Conditions)
-		return true
-	})
-	s.st.binds.Range(func(_ types.NamespacedName, e *bindEntry) bool {
-		count(KindAPIBinding, e.status.Conditions)
-		return true
-	})
+	s.st.authz.Range(func(_ types.NamespacedName, e *authzEntry) bool { count(KindCustomAuthorizer, e.conds); return true })
+	s.st.binds.Range(func(_ types.NamespacedName, e *bindEntry) bool { count(KindAPIBinding, e.conds); return true })
 	return out
 }
