@@ -362,15 +362,24 @@ func addRef[K comparable, V comparable](m *pmapEdit[K, []V], target K, user V, f
 
 func dropRef[K comparable, V comparable](m *pmapEdit[K, []V], target K, user V) {
 	users, _ := m.Get(target)
-	i := slices.Index(users, user)
-	if i < 0 {
-		return
-	}
-	if len(users) == 1 {
+	rest, found := without(users, user)
+	switch {
+	case !found:
+	case len(rest) == 0:
 		m.Delete(target)
-		return
+	default:
+		m.Set(target, rest)
 	}
-	m.Set(target, slices.Delete(slices.Clone(users), i, i+1))
+}
+
+// without returns a copy of list without v (list is shared with a published snapshot), and
+// whether v was in it.
+func without[V comparable](list []V, v V) (rest []V, found bool) {
+	i := slices.Index(list, v)
+	if i < 0 {
+		return list, false
+	}
+	return slices.Delete(slices.Clone(list), i, i+1), true
 }
 
 // ---- Credentials ---------------------------------------------------------------------
@@ -401,16 +410,15 @@ func addClaim[K comparable](b *builder, m *pmapEdit[K, owned], key K, k nn) {
 // dropClaim removes credential k's claim on key; the entry goes with the last claim.
 func dropClaim[K comparable](m *pmapEdit[K, owned], key K, k nn) {
 	o, _ := m.Get(key)
-	i := slices.Index(o.claims, k)
-	if i < 0 {
-		return
-	}
-	if len(o.claims) == 1 {
+	rest, found := without(o.claims, k)
+	switch {
+	case !found:
+	case len(rest) == 0:
 		m.Delete(key)
-		return
+	default:
+		o.claims = rest
+		m.Set(key, o)
 	}
-	o.claims = slices.Delete(slices.Clone(o.claims), i, i+1)
-	m.Set(key, o)
 }
 
 // claimsOf returns the credentials claiming key, oldest first.
