@@ -70,12 +70,10 @@ func NewCredential(obj *authv1alpha1.Credential, appKey string, secret []byte) *
 	return &Credential{Ref: obj.Namespace + "/" + obj.Name, AppKey: appKey, Secret: secret, obj: obj}
 }
 
-// Namespace, Name, UID, Labels and Metadata are those of the Credential object; the maps are
-// shared: never modify them.
-func (c *Credential) Namespace() string           { return c.obj.Namespace }
+// Name, UID and Metadata are those of the Credential object; the map is shared: never
+// modify it.
 func (c *Credential) Name() string                { return c.obj.Name }
 func (c *Credential) UID() types.UID              { return c.obj.UID }
-func (c *Credential) Labels() map[string]string   { return c.obj.Labels }
 func (c *Credential) Metadata() map[string]string { return c.obj.Spec.Metadata }
 
 // Disabled is spec.disabled.
