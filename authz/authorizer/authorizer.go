@@ -173,7 +173,7 @@ const DefaultMaxAnswerBytes = 1 << 20
 // Client calls custom authorizers and caches their answers. It is safe for concurrent use;
 // its cache lives as long as it does, across policy snapshots.
 type Client struct {
-	hc       *http.Client
+	rt       http.RoundTripper
 	now      func() time.Time
 	maxBytes int64
 
@@ -202,10 +202,7 @@ func New(opt Options) *Client {
 		rt = NewTransport()
 	}
 	cl := &Client{
-		hc: &http.Client{
-			Transport:     rt,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		rt:       rt,
 		now:      opt.Now,
 		maxBytes: opt.MaxAnswerBytes,
 	}
@@ -290,8 +287,7 @@ func (cl *Client) await(ctx context.Context, c *Call, rc *revCache, sh *shard, k
 	if leader {
 		rc.holder.lastMiss.Store(now.UnixNano())
 		cl.maybeSweep(now)
-		body, err := encodeEvent(c)
-		go cl.fly(ctx, a, rc, sh, *key, f, body, err)
+		go cl.fly(ctx, a, rc, sh, *key, f, encodeEvent(c))
 	} else {
 		cl.shared.Add(1)
 	}
@@ -312,19 +308,10 @@ type flight struct {
 
 // fly makes the call of f on a context detached from the leader's (its values kept) and
 // bounded by the authorizer's timeout, caches the answer, and wakes the waiters.
-func (cl *Client) fly(parent context.Context, a *compile.Authorizer, rc *revCache, sh *shard, key [32]byte, f *flight, body []byte, encErr error) {
-	var (
-		res  Result
-		ferr *Error
-	)
-	if encErr != nil {
-		ferr = failf(ReasonInvalid, encErr, "authorizer event cannot be encoded")
-		cl.calls[oInvalid].Add(1)
-	} else {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), a.Timeout)
-		res, ferr = cl.exchange(ctx, a, body)
-		cancel()
-	}
+func (cl *Client) fly(parent context.Context, a *compile.Authorizer, rc *revCache, sh *shard, key [32]byte, f *flight, body []byte) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), a.Timeout)
+	res, ferr := cl.exchange(ctx, a, body)
+	cancel()
 	ttl := time.Duration(0)
 	if ferr == nil {
 		ttl = a.TTL
@@ -345,13 +332,8 @@ func (cl *Client) fly(parent context.Context, a *compile.Authorizer, rc *revCach
 // direct makes an uncached, unshared call bounded by ctx and the authorizer's timeout.
 func (cl *Client) direct(ctx context.Context, c *Call) (Result, error) {
 	cl.stripes[0].misses.Add(1)
-	body, err := encodeEvent(c)
-	if err != nil {
-		cl.calls[oInvalid].Add(1)
-		return Result{}, failf(ReasonInvalid, err, "authorizer event cannot be encoded")
-	}
 	cctx, cancel := context.WithTimeout(ctx, c.Authorizer.Timeout)
-	res, ferr := cl.exchange(cctx, c.Authorizer, body)
+	res, ferr := cl.exchange(cctx, c.Authorizer, encodeEvent(c))
 	cancel()
 	if ferr != nil && ctx.Err() != nil {
 		return Result{}, ctx.Err()
@@ -372,7 +354,11 @@ func (cl *Client) verdict(a *compile.Authorizer, res Result, err *Error) (Result
 }
 
 // CloseIdleConnections closes the idle connections of the Client's transport (at shutdown).
-func (cl *Client) CloseIdleConnections() { cl.hc.CloseIdleConnections() }
+func (cl *Client) CloseIdleConnections() {
+	if c, ok := cl.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
 
 // Stats are the Client's counters since New, for metrics.
 type Stats struct {

@@ -4,91 +4,192 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
 	"github.com/portcullis-dev/portcullis/authz/compile"
 )
 
-// event is the request body of DESIGN.md §4.
-type event struct {
-	HTTPMethod      string            `json:"httpMethod"`
-	Path            string            `json:"path"`
-	Headers         map[string]string `json:"headers"`
-	Query           map[string]string `json:"queryStringParameters"`
-	Cookies         map[string]string `json:"cookies"`
-	UserData        string            `json:"user_data"`
-	Body            *string           `json:"body,omitempty"`
-	IsBase64Encoded bool              `json:"isBase64Encoded"`
-	RequestContext  requestContext    `json:"requestContext"`
-}
-
-type requestContext struct {
-	RequestID          string            `json:"requestId"`
-	SourceIP           string            `json:"sourceIp"`
-	Binding            string            `json:"binding"`
-	Credential         string            `json:"credential,omitempty"`
-	CredentialMetadata map[string]string `json:"credentialMetadata,omitempty"`
-}
-
-// encodeEvent renders the event of c. Only the identity-source headers, query parameters and
-// cookies are sent; Method and Path sources are the event's httpMethod and path.
-func encodeEvent(c *Call) ([]byte, error) {
+// encodeEvent renders the request body of DESIGN.md §4 for c, byte for byte as encoding/json
+// renders it (the oracle of the tests): the members in the order below, map keys sorted,
+// strings escaped alike (HTML characters kept; control characters, U+2028, U+2029 and
+// invalid UTF-8 not), and a newline at the end. It appends to one buffer sized for the event
+// instead of building maps and reflecting over them: a cache miss paid 19 allocations and
+// 2.3 KB for it.
+//
+// Only the identity-source headers, query parameters and cookies are sent; Method and Path
+// sources are the event's httpMethod and path.
+func encodeEvent(c *Call) []byte {
 	a := c.Authorizer
-	ev := event{
-		HTTPMethod: c.Method,
-		Path:       c.Path,
-		Headers:    map[string]string{},
-		Query:      map[string]string{},
-		Cookies:    map[string]string{},
-		UserData:   a.UserData,
-		RequestContext: requestContext{
-			RequestID: c.RequestID,
-			SourceIP:  sourceIP(c.Source),
-			Binding:   c.Binding.Ref,
-		},
-	}
+	n := 256 + len(c.Method) + len(c.Path) + len(a.UserData) + len(c.RequestID) + len(c.Binding.Ref)
 	for i, s := range a.IdentitySources {
-		switch s.In {
-		case authv1alpha1.IdentityHeader:
-			ev.Headers[s.Name] = c.Identity[i]
-		case authv1alpha1.IdentityQuery:
-			ev.Query[s.Name] = c.Identity[i]
-		case authv1alpha1.IdentityCookie:
-			ev.Cookies[s.Name] = c.Identity[i]
-		}
-	}
-	if a.SendBody {
-		b := base64.StdEncoding.EncodeToString(c.Body)
-		ev.Body, ev.IsBase64Encoded = &b, true
-	}
-	if cr := c.Credential; cr != nil {
-		ev.RequestContext.Credential = cr.Ref
-		if md := cr.Metadata(); len(md) > 0 {
-			ev.RequestContext.CredentialMetadata = md
-		}
-	}
-	var buf bytes.Buffer
-	n := 512 + len(a.UserData)
-	for _, v := range c.Identity {
-		n += len(v)
+		n += len(s.Name) + len(c.Identity[i]) + 6
 	}
 	if a.SendBody {
 		n += base64.StdEncoding.EncodedLen(len(c.Body))
 	}
-	buf.Grow(n)
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&ev); err != nil {
-		return nil, err
+	cr := c.Credential
+	if cr != nil {
+		n += len(cr.Ref)
+		for k, v := range cr.Metadata() {
+			n += len(k) + len(v) + 6
+		}
 	}
-	return buf.Bytes(), nil
+	b := make([]byte, 0, n)
+	b = append(b, `{"httpMethod":`...)
+	b = appendJSONString(b, c.Method)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, c.Path)
+	b = append(b, `,"headers":`...)
+	b = appendSources(b, a, c.Identity, authv1alpha1.IdentityHeader)
+	b = append(b, `,"queryStringParameters":`...)
+	b = appendSources(b, a, c.Identity, authv1alpha1.IdentityQuery)
+	b = append(b, `,"cookies":`...)
+	b = appendSources(b, a, c.Identity, authv1alpha1.IdentityCookie)
+	b = append(b, `,"user_data":`...)
+	b = appendJSONString(b, a.UserData)
+	if a.SendBody {
+		b = append(b, `,"body":"`...)
+		b = base64.StdEncoding.AppendEncode(b, c.Body)
+		b = append(b, `","isBase64Encoded":true`...)
+	} else {
+		b = append(b, `,"isBase64Encoded":false`...)
+	}
+	b = append(b, `,"requestContext":{"requestId":`...)
+	b = appendJSONString(b, c.RequestID)
+	b = append(b, `,"sourceIp":`...)
+	switch src := c.Source; {
+	case !src.IsValid():
+		b = append(b, `""`...)
+	case src.Zone() != "": // a zone may hold any character
+		b = appendJSONString(b, src.String())
+	default:
+		b = append(b, '"')
+		b = src.AppendTo(b)
+		b = append(b, '"')
+	}
+	b = append(b, `,"binding":`...)
+	b = appendJSONString(b, c.Binding.Ref)
+	if cr != nil {
+		if cr.Ref != "" {
+			b = append(b, `,"credential":`...)
+			b = appendJSONString(b, cr.Ref)
+		}
+		if md := cr.Metadata(); len(md) > 0 {
+			b = append(b, `,"credentialMetadata":`...)
+			b = appendStringMap(b, md)
+		}
+	}
+	return append(b, "}}\n"...)
+}
+
+// appendSources appends the JSON object of the identity sources found in in, by name. A name
+// given twice sends its last value, as a map assignment would.
+func appendSources(b []byte, a *compile.Authorizer, ids []string, in authv1alpha1.IdentityLocation) []byte {
+	srcs := a.IdentitySources
+	var arr [8]int
+	sel := arr[:0]
+	for i := range srcs {
+		if srcs[i].In == in {
+			sel = append(sel, i)
+		}
+	}
+	slices.SortStableFunc(sel, func(x, y int) int { return strings.Compare(srcs[x].Name, srcs[y].Name) })
+	b = append(b, '{')
+	for j, i := range sel {
+		if j+1 < len(sel) && srcs[sel[j+1]].Name == srcs[i].Name {
+			continue // a later source of this name wins
+		}
+		if b[len(b)-1] != '{' {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, srcs[i].Name)
+		b = append(b, ':')
+		b = appendJSONString(b, ids[i])
+	}
+	return append(b, '}')
+}
+
+// appendStringMap appends m as a JSON object with its keys sorted.
+func appendStringMap(b []byte, m map[string]string) []byte {
+	var arr [16]string
+	keys := arr[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, m[k])
+	}
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json escapes it with HTML
+// escaping off.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // exchange POSTs body to the authorizer and reads its verdict; ctx bounds the whole
@@ -107,15 +208,21 @@ func (cl *Client) exchange(ctx context.Context, a *compile.Authorizer, body []by
 	return res, nil
 }
 
+// roundTrip calls the transport itself, not an http.Client: the client would parse the URL
+// again, copy the headers for redirects it must not follow, and wrap errors with the URL.
 func (cl *Client) roundTrip(ctx context.Context, a *compile.Authorizer, body []byte) (Result, *Error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.URL.String(), bytes.NewReader(body))
-	if err != nil {
-		return Result{}, failf(ReasonInvalid, err, "authorizer request cannot be built")
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "portcullis")
-	resp, err := cl.hc.Do(req)
+	req := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           a.URL, // read only, as a RoundTripper must treat its request
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": jsonType, "Accept": jsonType, "User-Agent": userAgent},
+		Body:          &eventBody{Reader: bytes.NewReader(body)},
+		ContentLength: int64(len(body)),
+		Host:          a.URL.Host,
+	}).WithContext(ctx)
+	resp, err := cl.rt.RoundTrip(req)
 	if err != nil {
 		return Result{}, transportError(ctx, a, err)
 	}
@@ -131,22 +238,67 @@ func (cl *Client) roundTrip(ctx context.Context, a *compile.Authorizer, body []b
 	if resp.ContentLength > cl.maxBytes {
 		return Result{}, cl.oversize()
 	}
-	n := int64(512)
-	if resp.ContentLength > 0 {
-		n = resp.ContentLength + 1
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, n))
-	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, cl.maxBytes+1)); err != nil {
+	bp := answerBufs.Get().(*[]byte)
+	defer putAnswerBuf(bp)
+	buf, err := readAnswer(resp.Body, (*bp)[:0], cl.maxBytes+1)
+	*bp = buf
+	if err != nil {
 		return Result{}, transportError(ctx, a, err)
 	}
-	if int64(buf.Len()) > cl.maxBytes {
+	if int64(len(buf)) > cl.maxBytes {
 		return Result{}, cl.oversize()
 	}
-	allow, kvs, perr := parseAnswer(a.ResponseFormat, buf.Bytes())
+	allow, kvs, perr := parseAnswer(a.ResponseFormat, buf) // copies what it keeps
 	if perr != nil {
 		return Result{}, perr
 	}
 	return Result{Allow: allow, Context: kvs}, nil
+}
+
+// The values of the request headers, shared by every request: a transport only reads them,
+// and adding a value to a header of one request copies its slice.
+var (
+	jsonType  = []string{"application/json"}
+	userAgent = []string{"portcullis"}
+)
+
+// eventBody is the request body: a bytes.Reader that closes, in one allocation.
+type eventBody struct{ *bytes.Reader }
+
+func (eventBody) Close() error { return nil }
+
+// answerBufs holds the buffers answers are read into. Most answers are small; a buffer that
+// grew past maxPooledAnswer for a large one is let go.
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledAnswer = 64 << 10
+
+func putAnswerBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledAnswer {
+		answerBufs.Put(bp)
+	}
+}
+
+// readAnswer appends what r has to b until the end or until b holds limit bytes.
+func readAnswer(r io.Reader, b []byte, limit int64) ([]byte, error) {
+	for int64(len(b)) < limit {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		end := cap(b)
+		if int64(end) > limit {
+			end = int(limit)
+		}
+		n, err := r.Read(b[len(b):end])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	return b, nil
 }
 
 func (cl *Client) oversize() *Error {
