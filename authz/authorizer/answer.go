@@ -3,10 +3,11 @@ package authorizer
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
-	"io"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
 )
@@ -256,88 +257,369 @@ func field(fields []jfield, name string) (*jvalue, *Error) {
 	return v, nil
 }
 
-// parseObject reads b as exactly one JSON object (whitespace around it allowed).
+// maxAnswerDepth bounds the nesting of objects and arrays in an answer; deeper is malformed. The formats read
+// two levels. (The encoding/json Decoder this parser replaced had no bound: a 1 MiB answer of
+// "[" recursed a million times.)
+const maxAnswerDepth = 1000
+
+// parseObject reads b as exactly one JSON object (whitespace around it allowed). It reads b
+// itself rather than through encoding/json's Decoder, which copies the input, allocates every
+// token and an error for every value it ends: most of a cache miss's parsing cost. It
+// accepts what that Decoder accepts, down to how strings are unescaped and invalid UTF-8
+// replaced (the tests compare the two). The strings it returns are copies: b may be reused.
 func parseObject(b []byte) ([]jfield, *Error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	v, err := readValue(dec, 0)
+	p := jparser{b: b}
+	p.space()
+	v, err := p.value(0, true)
 	if err != nil {
 		return nil, err
 	}
 	if v.kind != 'o' {
 		return nil, malformed("not a JSON object")
 	}
-	if _, terr := dec.Token(); terr != io.EOF {
+	p.space()
+	if p.i != len(p.b) {
 		return nil, malformed("data after the JSON object")
 	}
 	return v.fields, nil
 }
 
-var errSyntax = malformed("not valid JSON")
+var (
+	errSyntax = malformed("not valid JSON")
+	errDepth  = malformed("nested deeper than " + strconv.Itoa(maxAnswerDepth) + " levels")
+)
 
-func readValue(dec *json.Decoder, depth int) (jvalue, *Error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return jvalue{}, errSyntax
+// jparser reads one JSON value from b[i:].
+type jparser struct {
+	b []byte
+	i int
+}
+
+// peek returns the byte at i; 0 at the end (never valid where peek is used).
+func (p *jparser) peek() byte {
+	if p.i < len(p.b) {
+		return p.b[p.i]
 	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			return readObject(dec, depth)
-		case '[':
-			for dec.More() {
-				if _, err := readValue(dec, depth+1); err != nil {
-					return jvalue{}, err
-				}
-			}
-			if _, err := dec.Token(); err != nil {
-				return jvalue{}, errSyntax
-			}
-			return jvalue{kind: 'a'}, nil
+	return 0
+}
+
+func (p *jparser) space() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
 		}
-		return jvalue{}, errSyntax
-	case string:
-		return jvalue{kind: 's', text: t}, nil
-	case json.Number:
-		return jvalue{kind: 'n', text: string(t)}, nil
-	case bool:
-		return jvalue{kind: 'b', b: t}, nil
-	case nil:
-		return jvalue{kind: 'z'}, nil
+	}
+}
+
+// value reads the value at i, which is at the given depth (the top object is at 0). keep says
+// whether the caller keeps it: strings and numbers are copied only then.
+func (p *jparser) value(depth int, keep bool) (jvalue, *Error) {
+	switch c := p.peek(); {
+	case c == '{':
+		return p.object(depth)
+	case c == '[':
+		return p.array(depth)
+	case c == '"':
+		s, err := p.str(keep)
+		return jvalue{kind: 's', text: s}, err
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number(keep)
+	case c == 't':
+		return p.literal("true", jvalue{kind: 'b', b: true})
+	case c == 'f':
+		return p.literal("false", jvalue{kind: 'b'})
+	case c == 'n':
+		return p.literal("null", jvalue{kind: 'z'})
 	}
 	return jvalue{}, errSyntax
 }
 
-func readObject(dec *json.Decoder, depth int) (jvalue, *Error) {
-	v := jvalue{kind: 'o'}
-	var seen map[string]struct{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return jvalue{}, errSyntax
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return jvalue{}, errSyntax
-		}
-		if seen == nil {
-			seen = make(map[string]struct{})
-		}
-		if _, dup := seen[key]; dup {
-			return jvalue{}, malformed("a key appears twice in one object")
-		}
-		seen[key] = struct{}{}
-		m, perr := readValue(dec, depth+1)
-		if perr != nil {
-			return jvalue{}, perr
-		}
-		if depth < keepDepth {
-			v.fields = append(v.fields, jfield{key: key, val: m})
-		}
-	}
-	if _, err := dec.Token(); err != nil {
+func (p *jparser) literal(lit string, v jvalue) (jvalue, *Error) {
+	if !bytes.HasPrefix(p.b[p.i:], []byte(lit)) {
 		return jvalue{}, errSyntax
 	}
+	p.i += len(lit)
 	return v, nil
+}
+
+// object reads an object; its members are kept above keepDepth. A key seen twice is an error
+// at once, before its value is read.
+func (p *jparser) object(depth int) (jvalue, *Error) {
+	if depth >= maxAnswerDepth {
+		return jvalue{}, errDepth
+	}
+	keep := depth < keepDepth
+	v := jvalue{kind: 'o'}
+	var seen keySet
+	p.i++ // {
+	p.space()
+	if p.peek() == '}' {
+		p.i++
+		return v, nil
+	}
+	for {
+		if p.peek() != '"' {
+			return jvalue{}, errSyntax
+		}
+		key, err := p.str(true)
+		if err != nil {
+			return jvalue{}, err
+		}
+		if !seen.add(key) {
+			return jvalue{}, malformed("a key appears twice in one object")
+		}
+		p.space()
+		if p.peek() != ':' {
+			return jvalue{}, errSyntax
+		}
+		p.i++
+		p.space()
+		m, err := p.value(depth+1, keep)
+		if err != nil {
+			return jvalue{}, err
+		}
+		if keep {
+			v.fields = append(v.fields, jfield{key: key, val: m})
+		}
+		p.space()
+		switch p.peek() {
+		case ',':
+			p.i++
+			p.space()
+		case '}':
+			p.i++
+			return v, nil
+		default:
+			return jvalue{}, errSyntax
+		}
+	}
+}
+
+// array checks an array; its elements are never kept.
+func (p *jparser) array(depth int) (jvalue, *Error) {
+	if depth >= maxAnswerDepth {
+		return jvalue{}, errDepth
+	}
+	p.i++ // [
+	p.space()
+	if p.peek() == ']' {
+		p.i++
+		return jvalue{kind: 'a'}, nil
+	}
+	for {
+		if _, err := p.value(depth+1, false); err != nil {
+			return jvalue{}, err
+		}
+		p.space()
+		switch p.peek() {
+		case ',':
+			p.i++
+			p.space()
+		case ']':
+			p.i++
+			return jvalue{kind: 'a'}, nil
+		default:
+			return jvalue{}, errSyntax
+		}
+	}
+}
+
+// number reads -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and keeps its text.
+func (p *jparser) number(keep bool) (jvalue, *Error) {
+	start := p.i
+	if p.peek() == '-' {
+		p.i++
+	}
+	switch c := p.peek(); {
+	case c == '0':
+		p.i++
+	case c >= '1' && c <= '9':
+		p.digits()
+	default:
+		return jvalue{}, errSyntax
+	}
+	if p.peek() == '.' {
+		p.i++
+		if !p.digits() {
+			return jvalue{}, errSyntax
+		}
+	}
+	if c := p.peek(); c == 'e' || c == 'E' {
+		p.i++
+		if c := p.peek(); c == '+' || c == '-' {
+			p.i++
+		}
+		if !p.digits() {
+			return jvalue{}, errSyntax
+		}
+	}
+	v := jvalue{kind: 'n'}
+	if keep {
+		v.text = string(p.b[start:p.i])
+	}
+	return v, nil
+}
+
+// digits skips [0-9]* and reports whether there was one.
+func (p *jparser) digits() bool {
+	start := p.i
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		p.i++
+	}
+	return p.i > start
+}
+
+// str reads a string, unescaped as encoding/json unescapes it (a surrogate that is not half of
+// a pair, and each byte that is not UTF-8, become U+FFFD); the copy only when keep.
+func (p *jparser) str(keep bool) (string, *Error) {
+	p.i++ // "
+	start := p.i
+	plain := true // no escape and valid UTF-8: the string is the bytes
+	for {
+		if p.i >= len(p.b) {
+			return "", errSyntax
+		}
+		switch c := p.b[p.i]; {
+		case c == '"':
+			raw := p.b[start:p.i]
+			p.i++
+			switch {
+			case !keep:
+				return "", nil
+			case plain:
+				return string(raw), nil
+			}
+			return unquote(raw), nil
+		case c == '\\':
+			plain = false
+			p.i++
+			switch p.peek() {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.i++
+			case 'u':
+				p.i++
+				if p.i+4 > len(p.b) || hex4(p.b[p.i:p.i+4]) < 0 {
+					return "", errSyntax
+				}
+				p.i += 4
+			default:
+				return "", errSyntax
+			}
+		case c < 0x20:
+			return "", errSyntax
+		case c < utf8.RuneSelf:
+			p.i++
+		default:
+			r, size := utf8.DecodeRune(p.b[p.i:])
+			if r == utf8.RuneError && size == 1 {
+				plain = false
+			}
+			p.i += size
+		}
+	}
+}
+
+// hex4 returns the value of 4 hex digits; -1 when they are not.
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+// unquote decodes the inside of a string that str has checked.
+func unquote(raw []byte) string {
+	out := make([]byte, 0, len(raw)+8)
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == '\\':
+			switch e := raw[i+1]; e {
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r := hex4(raw[i+2 : i+6])
+				i += 6
+				if utf16.IsSurrogate(r) {
+					if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+						if pair := utf16.DecodeRune(r, hex4(raw[i+2:i+6])); pair != utf8.RuneError {
+							out = utf8.AppendRune(out, pair)
+							i += 6
+							continue
+						}
+					}
+					r = utf8.RuneError
+				}
+				out = utf8.AppendRune(out, r)
+				continue
+			default: // " \ /
+				out = append(out, e)
+			}
+			i += 2
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(raw[i:])
+			out = utf8.AppendRune(out, r)
+			i += size
+		}
+	}
+	return string(out)
+}
+
+// keySet holds the keys of one object, to find one given twice: a short list, a map past it.
+type keySet struct {
+	n     int
+	short [8]string
+	long  map[string]struct{}
+}
+
+// add adds k and reports whether it was new.
+func (s *keySet) add(k string) bool {
+	if s.long != nil {
+		if _, dup := s.long[k]; dup {
+			return false
+		}
+		s.long[k] = struct{}{}
+		return true
+	}
+	for _, x := range s.short[:s.n] {
+		if x == k {
+			return false
+		}
+	}
+	if s.n < len(s.short) {
+		s.short[s.n] = k
+		s.n++
+		return true
+	}
+	s.long = make(map[string]struct{}, 2*len(s.short))
+	for _, x := range s.short {
+		s.long[x] = struct{}{}
+	}
+	s.long[k] = struct{}{}
+	return true
 }

@@ -339,6 +339,7 @@ func FuzzParseAnswer(f *testing.F) {
 	}
 	formats := []authv1alpha1.ResponseFormat{apig, tencent, mpaas}
 	f.Fuzz(func(t *testing.T, fm byte, body []byte) {
+		agreesWithOracle(t, body)
 		format := formats[int(fm)%len(formats)]
 		allow, ctx, err := parseAnswer(format, body)
 		if err != nil {
