@@ -43,11 +43,12 @@ type Server struct {
 // Streams are served by a pool of StreamWorkers goroutines (a stream that finds every worker
 // busy gets its own goroutine, as without a pool). A new goroutine per Check starts with a
 // small stack and grows it in the gRPC reader and the engine each time: 6% of the CPU of a
-// cached check. opts come after the pool, so they may replace it.
+// cached check. Check requests are read from the wire by wireCheck, not decoded by the
+// generated code. opts come after these, so they may replace them.
 func NewGRPCServer(s *Server, opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
-	opts = append([]grpc.ServerOption{grpc.NumStreamWorkers(StreamWorkers())}, opts...)
+	opts = append([]grpc.ServerOption{grpc.NumStreamWorkers(StreamWorkers()), grpc.ForceServerCodecV2(newCheckCodec())}, opts...)
 	g := grpc.NewServer(opts...)
-	authv3.RegisterAuthorizationServer(g, s)
+	g.RegisterService(&authorizationService, s) // Check requests are read by wireCheck
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(g, h)
 	reflection.Register(g)
@@ -58,15 +59,20 @@ func NewGRPCServer(s *Server, opts ...grpc.ServerOption) (*grpc.Server, *health.
 // for the checks that wait on an authorizer to leave workers for the others.
 func StreamWorkers() uint32 { return uint32(16 * runtime.GOMAXPROCS(0)) }
 
-// Check answers one CheckRequest.
+// Check answers one CheckRequest. (The server NewGRPCServer returns does not call it: it
+// reads each request from the wire itself, see wireCheck, and answers with checkWire.)
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	start := time.Now()
 	c := &exchange{r: Convert(req)} // one allocation for both: Observe makes them escape
+	return s.decide(ctx, c, time.Now()), nil
+}
+
+// decide fills c.d for c.r, reports it, and renders the response.
+func (s *Server) decide(ctx context.Context, c *exchange, start time.Time) *authv3.CheckResponse {
 	c.d = s.Engine.Decide(ctx, &c.r)
 	if s.Observe != nil {
 		s.Observe(&c.r, &c.d, time.Since(start))
 	}
-	return Response(&c.r, &c.d), nil
+	return Response(&c.r, &c.d)
 }
 
 type exchange struct {
@@ -79,20 +85,45 @@ type exchange struct {
 // when the http fields are empty; the body from raw_body or body.
 func Convert(req *authv3.CheckRequest) engine.Request {
 	h := req.GetAttributes().GetRequest().GetHttp()
-	r := engine.Request{Method: h.GetMethod(), Authority: h.GetHost(), Target: h.GetPath()}
-	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
-		r.Headers = make([]engine.Header, 0, len(hm.GetHeaders()))
-		for _, hv := range hm.GetHeaders() {
+	f := httpFields{
+		method: h.GetMethod(), host: h.GetHost(), path: h.GetPath(), body: h.GetBody(), rawBody: h.GetRawBody(),
+		source: req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(),
+	}
+	if hm := h.GetHeaderMap().GetHeaders(); len(hm) > 0 {
+		f.headers = make([]engine.Header, 0, len(hm))
+		for _, hv := range hm {
 			v := hv.GetValue()
 			if raw := hv.GetRawValue(); len(raw) > 0 {
 				v = string(raw)
 			}
-			r.Headers = appendHeader(r.Headers, hv.GetKey(), v)
+			f.headers = append(f.headers, engine.Header{Name: hv.GetKey(), Value: v})
 		}
 	} else {
-		r.Headers = make([]engine.Header, 0, len(h.GetHeaders()))
+		f.headers = make([]engine.Header, 0, len(h.GetHeaders()))
 		for k, v := range h.GetHeaders() {
-			r.Headers = appendHeader(r.Headers, k, v)
+			f.headers = append(f.headers, engine.Header{Name: k, Value: v})
+		}
+	}
+	return f.request()
+}
+
+// httpFields are what Convert reads of a CheckRequest: attributes.request.http, and the
+// address of attributes.source.
+type httpFields struct {
+	method, host, path, body string
+	rawBody                  []byte
+	// headers are header_map's when it has any, else those of the headers map; names as
+	// received.
+	headers []engine.Header
+	source  string
+}
+
+// request makes the engine.Request; it lower-cases the header names in place.
+func (f *httpFields) request() engine.Request {
+	r := engine.Request{Method: f.method, Authority: f.host, Target: f.path, Headers: f.headers}
+	for i := range r.Headers {
+		if hd := &r.Headers[i]; !isLower(hd.Name) {
+			hd.Name = strings.ToLower(hd.Name)
 		}
 	}
 	for _, hd := range r.Headers {
@@ -114,28 +145,21 @@ func Convert(req *authv3.CheckRequest) engine.Request {
 	if r.Authority == "" { // HTTP/1.1 without :authority
 		r.Authority, _ = r.Header("host")
 	}
-	if raw := h.GetRawBody(); len(raw) > 0 {
-		r.Body, r.BodyKnown = raw, true
-	} else if b := h.GetBody(); b != "" {
-		r.Body, r.BodyKnown = []byte(b), true
+	if len(f.rawBody) > 0 {
+		r.Body, r.BodyKnown = f.rawBody, true
+	} else if f.body != "" {
+		r.Body, r.BodyKnown = []byte(f.body), true
 	}
 	if v, _ := r.Header("x-envoy-auth-partial-body"); v == "true" {
 		// allow_partial_message cut the body: it is not the body the client signed.
 		r.BodyKnown = false
 	}
-	if a := req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(); a != "" {
-		if ip, err := netip.ParseAddr(a); err == nil {
+	if f.source != "" {
+		if ip, err := netip.ParseAddr(f.source); err == nil {
 			r.Source = ip.Unmap()
 		}
 	}
 	return r
-}
-
-func appendHeader(hs []engine.Header, k, v string) []engine.Header {
-	if !isLower(k) {
-		k = strings.ToLower(k)
-	}
-	return append(hs, engine.Header{Name: k, Value: v})
 }
 
 func isLower(s string) bool {
