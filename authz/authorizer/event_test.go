@@ -171,3 +171,11 @@ func BenchmarkEncodeEvent(b *testing.B) {
 		encodeEvent(&c)
 	}
 }
+
+func BenchmarkOracleEncodeEvent(b *testing.B) {
+	c := eventCall("GET|/orders/7|user@123|req-1|shop/orders|shop/mobile-app|htoken=t-1|meta|tier=gold", nil, false, netip.MustParseAddr("203.0.113.9"))
+	b.ReportAllocs()
+	for b.Loop() {
+		oracleEncode(b, &c)
+	}
+}

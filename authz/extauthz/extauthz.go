@@ -40,13 +40,13 @@ type Server struct {
 // NewGRPCServer returns a gRPC server with the Authorization service, the standard health
 // service (the caller sets it SERVING once the policy is ready) and reflection.
 //
-// Streams are served by a pool of StreamWorkers goroutines (a stream that finds every worker
+// Streams are served by a pool of streamWorkers goroutines (a stream that finds every worker
 // busy gets its own goroutine, as without a pool). A new goroutine per Check starts with a
 // small stack and grows it in the gRPC reader and the engine each time: 6% of the CPU of a
 // cached check. Check requests are read from the wire by wireCheck, not decoded by the
 // generated code. opts come after these, so they may replace them.
 func NewGRPCServer(s *Server, opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
-	opts = append([]grpc.ServerOption{grpc.NumStreamWorkers(StreamWorkers()), grpc.ForceServerCodecV2(newCheckCodec())}, opts...)
+	opts = append([]grpc.ServerOption{grpc.NumStreamWorkers(streamWorkers()), grpc.ForceServerCodecV2(newCheckCodec())}, opts...)
 	g := grpc.NewServer(opts...)
 	g.RegisterService(&authorizationService, s) // Check requests are read by wireCheck
 	h := health.NewServer()
@@ -55,9 +55,9 @@ func NewGRPCServer(s *Server, opts ...grpc.ServerOption) (*grpc.Server, *health.
 	return g, h
 }
 
-// StreamWorkers is the size of the stream worker pool: 16 per CPU the process may use, enough
+// streamWorkers is the size of the stream worker pool: 16 per CPU the process may use, enough
 // for the checks that wait on an authorizer to leave workers for the others.
-func StreamWorkers() uint32 { return uint32(16 * runtime.GOMAXPROCS(0)) }
+func streamWorkers() uint32 { return uint32(16 * runtime.GOMAXPROCS(0)) }
 
 // Check answers one CheckRequest. (The server NewGRPCServer returns does not call it: it
 // reads each request from the wire itself, see wireCheck, and answers with checkWire.)

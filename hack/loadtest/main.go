@@ -93,6 +93,7 @@ type common struct {
 	conns      int
 	keep       bool
 	memLimit   string
+	skipDecode bool
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -100,6 +101,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.streams, "streams", 32, "concurrent Check calls in flight (closed loop)")
 	fs.IntVar(&c.conns, "conns", 2, "gRPC connections per server, shared by the streams")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temp dir (generated policy, server logs)")
+	fs.BoolVar(&c.skipDecode, "floor-skip-decode", false, "run a FLOOR that does not even decode the CheckRequest (it answers OK to the bytes), instead of one built on the generated code, which decodes it as any Go ext_authz server does")
 	fs.StringVar(&c.memLimit, "portcullis-gomemlimit", "", "GOMEMLIMIT of the portcullis process, as serve's --memory-limit-ratio sets it in a container with a memory limit (e.g. 230MiB: 0.9 of 256 MiB); empty: none")
 }
 
@@ -137,7 +139,7 @@ func newRig(ctx context.Context, c *common, withFloor bool) (*rig, error) {
 	if addr, err = freeAddr(); err != nil {
 		return r, err
 	}
-	if r.floor, err = start("floor", filepath.Join(tmp, "floor.log"), self, "floor", "-addr", addr); err != nil {
+	if r.floor, err = start("floor", filepath.Join(tmp, "floor.log"), self, "floor", "-addr", addr, "-skip-decode="+strconv.FormatBool(c.skipDecode)); err != nil {
 		return r, err
 	}
 	clients, conns, err := dial(addr, c.conns)

@@ -22,6 +22,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
 )
 
 // floorServer is the protocol floor: an ext_authz server that answers OK without looking
@@ -39,10 +42,22 @@ func (floorServer) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRe
 	return okResponse, nil
 }
 
+// skipDecode is gRPC's proto codec, but it leaves CheckRequests empty instead of decoding
+// them: the floor of a server that answers without reading the request at all.
+type skipDecode struct{ encoding.CodecV2 }
+
+func (c skipDecode) Unmarshal(data mem.BufferSlice, v any) error {
+	if _, ok := v.(*authv3.CheckRequest); ok {
+		return nil
+	}
+	return c.CodecV2.Unmarshal(data, v)
+}
+
 // runFloor is the `floor` subcommand.
 func runFloor(args []string) error {
 	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "gRPC listen address")
+	skip := fs.Bool("skip-decode", false, "do not decode CheckRequests")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,7 +65,11 @@ func runFloor(args []string) error {
 	if err != nil {
 		return err
 	}
-	g := grpc.NewServer()
+	var opts []grpc.ServerOption
+	if *skip {
+		opts = append(opts, grpc.ForceServerCodecV2(skipDecode{encoding.GetCodecV2(proto.Name)}))
+	}
+	g := grpc.NewServer(opts...)
 	authv3.RegisterAuthorizationServer(g, floorServer{})
 	go func() {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
