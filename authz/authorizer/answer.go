@@ -257,16 +257,17 @@ func field(fields []jfield, name string) (*jvalue, *Error) {
 	return v, nil
 }
 
-// maxAnswerDepth bounds the nesting of objects and arrays in an answer; deeper is malformed. The formats read
-// two levels. (The encoding/json Decoder this parser replaced had no bound: a 1 MiB answer of
-// "[" recursed a million times.)
+// maxAnswerDepth bounds the nesting of objects and arrays in an answer; deeper is malformed.
+// The formats read two levels. (The encoding/json Decoder this parser replaced had no bound:
+// a 1 MiB answer of "[" recursed a million times.)
 const maxAnswerDepth = 1000
 
 // parseObject reads b as exactly one JSON object (whitespace around it allowed). It reads b
 // itself rather than through encoding/json's Decoder, which copies the input, allocates every
 // token and an error for every value it ends: most of a cache miss's parsing cost. It
 // accepts what that Decoder accepts, down to how strings are unescaped and invalid UTF-8
-// replaced (the tests compare the two). The strings it returns are copies: b may be reused.
+// replaced, but for nesting past maxAnswerDepth (the tests compare the two). The strings it
+// returns are copies: b may be reused.
 func parseObject(b []byte) ([]jfield, *Error) {
 	p := jparser{b: b}
 	p.space()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,19 +61,20 @@ func NewGRPCServer(s *Server, opts ...grpc.ServerOption) (*grpc.Server, *health.
 func streamWorkers() uint32 { return uint32(16 * runtime.GOMAXPROCS(0)) }
 
 // Check answers one CheckRequest. (The server NewGRPCServer returns does not call it: it
-// reads each request from the wire itself, see wireCheck, and answers with checkWire.)
+// reads each request from the wire itself and writes the response of an allow, see wireCheck.)
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := time.Now()
 	c := &exchange{r: Convert(req)} // one allocation for both: Observe makes them escape
-	return s.decide(ctx, c, time.Now()), nil
+	s.decide(ctx, c, start)
+	return Response(&c.r, &c.d), nil
 }
 
-// decide fills c.d for c.r, reports it, and renders the response.
-func (s *Server) decide(ctx context.Context, c *exchange, start time.Time) *authv3.CheckResponse {
+// decide fills c.d for c.r and reports it.
+func (s *Server) decide(ctx context.Context, c *exchange, start time.Time) {
 	c.d = s.Engine.Decide(ctx, &c.r)
 	if s.Observe != nil {
 		s.Observe(&c.r, &c.d, time.Since(start))
 	}
-	return Response(&c.r, &c.d)
 }
 
 type exchange struct {
@@ -179,7 +181,7 @@ func Response(r *engine.Request, d *engine.Decision) *authv3.CheckResponse {
 		m := &okMessages{}
 		m.status.Code = int32(codes.OK)
 		m.ok.Headers = headerOptions(d.Upstream)
-		m.ok.HeadersToRemove = headersToRemove(r, d)
+		m.ok.HeadersToRemove = appendHeadersToRemove(make([]string, 0, len(d.Remove)+2), r, d)
 		m.wrap.OkResponse = &m.ok
 		m.resp.Status, m.resp.HttpResponse = &m.status, &m.wrap
 		return &m.resp
@@ -240,39 +242,28 @@ func headerOptions(hs []engine.Header) []*corev3.HeaderValueOption {
 	return out
 }
 
-// headersToRemove lists the incoming headers to strip: the exact names of the decision,
-// present or not (Envoy ignores absent ones), and every incoming header under one of its
-// prefixes. A header set by the decision is never also removed.
-func headersToRemove(r *engine.Request, d *engine.Decision) []string {
-	out := make([]string, 0, len(d.Remove)+2)
-	set := func(name string) bool {
-		for _, u := range d.Upstream {
-			if u.Name == name {
-				return true
-			}
+// appendHeadersToRemove appends the incoming headers to strip: the exact names of the
+// decision, present or not (Envoy ignores absent ones), and every incoming header under one
+// of its prefixes; each once, and never a header the decision sets.
+func appendHeadersToRemove(out []string, r *engine.Request, d *engine.Decision) []string {
+	for i, n := range d.Remove {
+		if !setsHeader(d, n) && !slices.Contains(d.Remove[:i], n) {
+			out = append(out, n)
 		}
-		return false
 	}
-	add := func(name string) {
-		if set(name) {
-			return
-		}
-		for _, o := range out {
-			if o == name {
-				return
-			}
-		}
-		out = append(out, name)
-	}
-	for _, n := range d.Remove {
-		add(n)
-	}
-	for _, h := range r.Headers {
-		for _, p := range d.RemovePrefixes {
-			if strings.HasPrefix(h.Name, p) {
-				add(h.Name)
-			}
+	for i, h := range r.Headers {
+		if removedByPrefix(d, h.Name) && !setsHeader(d, h.Name) && !slices.Contains(d.Remove, h.Name) &&
+			!slices.ContainsFunc(r.Headers[:i], func(e engine.Header) bool { return e.Name == h.Name }) {
+			out = append(out, h.Name)
 		}
 	}
 	return out
+}
+
+func setsHeader(d *engine.Decision, name string) bool {
+	return slices.ContainsFunc(d.Upstream, func(u engine.Header) bool { return u.Name == name })
+}
+
+func removedByPrefix(d *engine.Decision, name string) bool {
+	return slices.ContainsFunc(d.RemovePrefixes, func(p string) bool { return strings.HasPrefix(name, p) })
 }

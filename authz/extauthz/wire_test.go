@@ -1,9 +1,12 @@
 package extauthz
 
 import (
+	"bytes"
 	"cmp"
+	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -202,4 +205,90 @@ func BenchmarkReadCheck(b *testing.B) {
 			_ = Convert(&req)
 		}
 	})
+}
+
+// TestAppendOKMatchesProto: the response appendOK writes for an allow is byte for byte what
+// proto.Marshal writes for Response, on hand-picked and generated decisions.
+func TestAppendOKMatchesProto(t *testing.T) {
+	names := []string{"x-portcullis-credential", "x-portcullis-app-key", "x-user", "x-user-id", "x-user-tier", "x-other", "authorization", "é", ""}
+	values := []string{"shop/app", "", "v", strings.Repeat("long", 40)}
+	rng := rand.New(rand.NewPCG(1, 2))
+	some := func(from []string, n int) []string {
+		out := make([]string, rng.IntN(n+1))
+		for i := range out {
+			out[i] = from[rng.IntN(len(from))]
+		}
+		return out
+	}
+	headers := func(n int) []engine.Header {
+		var hs []engine.Header
+		for _, name := range some(names, n) {
+			hs = append(hs, engine.Header{Name: name, Value: values[rng.IntN(len(values))]})
+		}
+		return hs
+	}
+	cases := []struct {
+		r engine.Request
+		d engine.Decision
+	}{
+		{},
+		{d: engine.Decision{Upstream: []engine.Header{{Name: "x-portcullis-credential", Value: "shop/app"}, {Name: "x-portcullis-app-key", Value: "k"}}}},
+		{ // a removed name also set, a name removed twice, a prefix matching a set header and a repeated one
+			r: engine.Request{Headers: []engine.Header{{Name: "x-user-id", Value: "1"}, {Name: "x-user-id", Value: "2"}, {Name: "x-user-tier"}, {Name: "x-user"}}},
+			d: engine.Decision{Upstream: []engine.Header{{Name: "x-user-tier", Value: "gold"}}, Remove: []string{"x-user", "x-user-tier", "x-user"}, RemovePrefixes: []string{"x-user-", "x-us"}},
+		},
+		{d: engine.Decision{Remove: []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}}}, // more than appendOK's array
+	}
+	for range 500 {
+		cases = append(cases, struct {
+			r engine.Request
+			d engine.Decision
+		}{engine.Request{Headers: headers(6)}, engine.Decision{Upstream: headers(4), Remove: some(names, 3), RemovePrefixes: some([]string{"x-user", "x-", "x-user-"}, 2)}})
+	}
+	for i, c := range cases {
+		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(Response(&c.r, &c.d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendOK(nil, &c.r, &c.d); !bytes.Equal(got, want) {
+			t.Fatalf("case %d (%+v, %+v):\n got %x\nwant %x", i, c.r, c.d, got, want)
+		}
+	}
+	c := cases[2]
+	if n := testing.AllocsPerRun(100, func() { appendOK(nil, &c.r, &c.d) }); n != 1 {
+		t.Errorf("appendOK made %v allocations, want 1", n)
+	}
+}
+
+func TestHeadersToRemove(t *testing.T) {
+	hs := func(names ...string) []engine.Header {
+		var out []engine.Header
+		for _, n := range names {
+			out = append(out, engine.Header{Name: n, Value: "v"})
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name     string
+		in       []string // the request's header names
+		set      []string // upstream header names of the decision
+		remove   []string
+		prefixes []string
+		want     []string
+	}{
+		{name: "nothing"},
+		{name: "exact names, present or not, in order", in: []string{"b"}, remove: []string{"a", "b"}, want: []string{"a", "b"}},
+		{name: "an exact name twice", remove: []string{"a", "a"}, want: []string{"a"}},
+		{name: "never a header the decision sets", in: []string{"x-user-tier"}, set: []string{"a", "x-user-tier"}, remove: []string{"a", "b"}, prefixes: []string{"x-user-"}, want: []string{"b"}},
+		{name: "incoming headers under a prefix, each once", in: []string{"x-user-id", "accept", "x-user-id", "x-user-tier"}, prefixes: []string{"x-user-", "x-user"}, want: []string{"x-user-id", "x-user-tier"}},
+		{name: "an exact name under a prefix too: once", in: []string{"x-user-id"}, remove: []string{"x-user-id"}, prefixes: []string{"x-user-"}, want: []string{"x-user-id"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := engine.Request{Headers: hs(tt.in...)}
+			d := engine.Decision{Upstream: hs(tt.set...), Remove: tt.remove, RemovePrefixes: tt.prefixes}
+			if got := appendHeadersToRemove(nil, &r, &d); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
 }
