@@ -247,19 +247,7 @@ func (rd *wireReader) reserve(b []byte) {
 
 // mapEntry reads an entry of the headers map; a key already there takes the new value.
 func (rd *wireReader) mapEntry(b []byte) error {
-	var h engine.Header
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
-		if typ != protowire.BytesType {
-			return nil
-		}
-		switch num {
-		case 1:
-			return str(v, &h.Name)
-		case 2:
-			return str(v, &h.Value)
-		}
-		return nil
-	})
+	h, _, err := keyValue(b, false)
 	if err != nil {
 		return err
 	}
@@ -275,24 +263,7 @@ func (rd *wireReader) mapEntry(b []byte) error {
 
 // headerValue reads a config.core.v3.HeaderValue: raw_value, when not empty, is the value.
 func (rd *wireReader) headerValue(b []byte) error {
-	var (
-		h   engine.Header
-		raw []byte
-	)
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
-		if typ != protowire.BytesType {
-			return nil
-		}
-		switch num {
-		case 1:
-			return str(v, &h.Name)
-		case 2:
-			return str(v, &h.Value)
-		case 3:
-			raw = v
-		}
-		return nil
-	})
+	h, raw, err := keyValue(b, true)
 	if err != nil {
 		return err
 	}
@@ -301,6 +272,26 @@ func (rd *wireReader) headerValue(b []byte) error {
 	}
 	rd.headerMap = append(rd.headerMap, h)
 	return nil
+}
+
+// keyValue reads the key (1) and value (2) strings of b, a map entry or a HeaderValue, and
+// when withRaw the bytes of field 3 (HeaderValue.raw_value).
+func keyValue(b []byte, withRaw bool) (h engine.Header, raw []byte, err error) {
+	err = eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		if typ != protowire.BytesType {
+			return nil
+		}
+		switch {
+		case num == 1:
+			return str(v, &h.Name)
+		case num == 2:
+			return str(v, &h.Value)
+		case num == 3 && withRaw:
+			raw = v
+		}
+		return nil
+	})
+	return h, raw, err
 }
 
 // eachField calls fn with every field of the message b: its number, wire type, and for a
