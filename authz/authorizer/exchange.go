@@ -217,7 +217,7 @@ func (cl *Client) roundTrip(ctx context.Context, a *compile.Authorizer, body []b
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        http.Header{"Content-Type": jsonType, "Accept": jsonType, "User-Agent": userAgent},
-		Body:          &eventBody{Reader: bytes.NewReader(body)},
+		Body:          newEventBody(body),
 		ContentLength: int64(len(body)),
 		Host:          strings.TrimSuffix(a.URL.Host, ":"), // as http.NewRequest sets it
 	}).WithContext(ctx)
@@ -261,10 +261,17 @@ var (
 	userAgent = []string{"portcullis"}
 )
 
-// eventBody is the request body: a bytes.Reader that closes, in one allocation.
-type eventBody struct{ *bytes.Reader }
+// eventBody is the request body: a bytes.Reader that closes, in one allocation (the reader
+// is held by value, not pointed to).
+type eventBody struct{ bytes.Reader }
 
-func (eventBody) Close() error { return nil }
+func newEventBody(b []byte) *eventBody {
+	e := new(eventBody)
+	e.Reset(b)
+	return e
+}
+
+func (*eventBody) Close() error { return nil }
 
 // answerBufs holds the buffers answers are read into. Most answers are small; a buffer that
 // grew past maxPooledAnswer for a large one is let go.
