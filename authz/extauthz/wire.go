@@ -27,12 +27,10 @@ import (
 // Portcullis does not read; appendOK writes an allow from the decision. A deny, rarer, is
 // built and marshalled as before.
 
-// wireCheck is a Check call: its request as received and as read, and its decision.
-type wireCheck struct {
-	buf []byte // the encoded CheckRequest; f's strings point into it, and it never changes
-	f   httpFields
-	exchange
-}
+// wireCheck is a Check call: its request, read from the wire, and its decision. The
+// request's strings point into the copy of the encoded message Unmarshal made, which never
+// changes.
+type wireCheck struct{ exchange }
 
 // checkCodec is the server's codec: gRPC's proto codec, except for the Check calls of
 // authorizationService (wireCheck).
@@ -42,8 +40,13 @@ func newCheckCodec() checkCodec { return checkCodec{encoding.GetCodecV2(proto.Na
 
 func (c checkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if w, ok := v.(*wireCheck); ok {
-		w.buf = data.Materialize() // gRPC reuses data's buffers once Unmarshal returns
-		return readCheck(w.buf, &w.f)
+		var f httpFields
+		// A copy: gRPC reuses data's buffers once Unmarshal returns.
+		if err := readCheck(data.Materialize(), &f); err != nil {
+			return err
+		}
+		w.r = f.request()
+		return nil
 	}
 	return c.CodecV2.Unmarshal(data, v)
 }
@@ -83,9 +86,7 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 
 // checkWire decides w; the codec writes its response (see Marshal).
 func (s *Server) checkWire(ctx context.Context, w *wireCheck) *wireCheck {
-	start := time.Now()
-	w.r = w.f.request()
-	s.decide(ctx, &w.exchange, start)
+	s.decide(ctx, &w.exchange, time.Now())
 	return w
 }
 
