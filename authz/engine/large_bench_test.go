@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,7 +36,7 @@ func largeWorld(b *testing.B, authzURL string) *compile.Snapshot {
 	in.Now = now
 	meta := func(ns, name string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(ns + "/" + name), ResourceVersion: "1", Generation: 1,
-			CreationTimestamp: metav1.NewTime(now.Add(-1e9)), Labels: map[string]string{"tier": "gold"}}
+			CreationTimestamp: metav1.NewTime(now.Add(-time.Hour)), Labels: map[string]string{"tier": "gold"}}
 	}
 	ns := func(i int) string { return fmt.Sprintf("team-%d", i) }
 	for n := range largeNamespaces {

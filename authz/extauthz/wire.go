@@ -22,8 +22,8 @@ import (
 // generated code decoded the whole message into Go structs (the headers map through
 // reflection), allocating every string: 60% of what a cached check allocated, and so most of
 // the collector's work, which runs over a heap of 200 MB in a large world. The response,
-// built as messages for the codec to marshal, was 6 allocations and 1 KB more. wireCheck
-// keeps the message in one buffer, points the request's strings into it, and skips what
+// built as messages for the codec to marshal, was 6 allocations and 1 KB more. The codec
+// copies the message into one buffer, points the request's strings into it, and skips what
 // Portcullis does not read; appendOK writes an allow from the decision. A deny, rarer, is
 // built and marshalled as before.
 
