@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
 	"github.com/portcullis-dev/portcullis/authz/compile"
@@ -70,23 +71,36 @@ func benchWorld() *compile.Inputs {
 // sizedWorld is the benchmark world with other counts; bindings and credentials are spread
 // evenly over the namespaces.
 func sizedWorld(bindings, credentials, namespaces int) *compile.Inputs {
-	in := compile.NewInputs()
-	in.Now = epoch
+	return inputsOf(worldObjects(bindings, credentials, namespaces))
+}
+
+// worldObjects returns the objects of sizedWorld, as an informer cache would hold them.
+func worldObjects(bindings, credentials, namespaces int) []client.Object {
+	objs := make([]client.Object, 0, 2*credentials+2*bindings)
 	ns := func(i, per int) string { return fmt.Sprintf("team-%d", i/per) }
 	for i := range credentials {
 		n := ns(i, credentials/namespaces)
-		in.Set(benchSecret(n, i, "1"))
+		objs = append(objs, benchSecret(n, i, "1"))
 		c := &authv1alpha1.Credential{ObjectMeta: benchMeta(n, fmt.Sprintf("cred-%d", i), i)}
 		c.Spec.SecretRef.Name = fmt.Sprintf("keys-%d", i)
-		in.Set(c)
+		objs = append(objs, c)
 	}
 	for i := range bindings {
 		n := ns(i, bindings/namespaces)
-		in.Set(benchBinding(n, i, "1"))
+		objs = append(objs, benchBinding(n, i, "1"))
 		a := &authv1alpha1.CustomAuthorizer{ObjectMeta: benchMeta(n, fmt.Sprintf("authz-%d", i%benchAuthorizers), i)}
 		a.Spec.URL = "http://authz.example.com/verify"
 		a.Spec.IdentitySources = []authv1alpha1.IdentitySource{{In: authv1alpha1.IdentityHeader, Name: "token"}}
-		in.Set(a)
+		objs = append(objs, a)
+	}
+	return objs
+}
+
+func inputsOf(objs []client.Object) *compile.Inputs {
+	in := compile.NewInputs()
+	in.Now = epoch
+	for _, o := range objs {
+		in.Set(o)
 	}
 	return in
 }
@@ -100,9 +114,12 @@ func liveHeap() uint64 {
 }
 
 // BenchmarkBuildFull compiles the whole world from scratch. live-MB is the heap the
-// snapshot keeps alive beyond its inputs (which the informer cache holds anyway).
+// snapshot keeps alive beyond its inputs; inputs-MB is what the inputs keep beyond the
+// objects, which a Kubernetes replica's informer cache holds anyway.
 func BenchmarkBuildFull(b *testing.B) {
-	in := benchWorld()
+	objs := worldObjects(benchBindings, benchCredentials, benchNamespaces)
+	start := liveHeap()
+	in := inputsOf(objs)
 	before := liveHeap()
 	var snap *compile.Snapshot
 	b.ReportAllocs()
@@ -114,7 +131,9 @@ func BenchmarkBuildFull(b *testing.B) {
 	after := liveHeap()
 	runtime.KeepAlive(snap)
 	runtime.KeepAlive(in)
+	runtime.KeepAlive(objs)
 	b.ReportMetric(float64(int64(after)-int64(before))/(1<<20), "live-MB")
+	b.ReportMetric(float64(int64(before)-int64(start))/(1<<20), "inputs-MB")
 }
 
 // BenchmarkBuildOneChange measures the update after one object changes, for each kind.
