@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -43,14 +44,38 @@ type user struct {
 	name string
 }
 
+// credEntry is the compiled form of one Credential: 80 bytes, as there are 100,000.
 type credEntry struct {
-	obj         *authv1alpha1.Credential
-	cred        *Credential // nil when the Secret is missing or invalid
-	codes       [][sha256.Size]byte
-	reason, msg string // the Secret's problem, if any
-	conflict    string // why it lost its appKey or an AppCode, if it did
-	bound       int32
-	conds       []metav1.Condition // of its status (see statusOf)
+	obj   *credInput
+	cred  *Credential // nil when the Secret is missing or invalid
+	codes [][sha256.Size]byte
+	// problem is the message of the Secret's problem when cred is nil (missing says which
+	// problem); else why the credential lost its appKey or an AppCode, if it did.
+	problem string
+	ready   *[1]metav1.Condition // its status's one condition (see statusOf)
+	bound   int32
+	missing bool // the Secret is missing, not invalid
+}
+
+// conflict is why the credential lost its appKey or an AppCode ("" when it lost nothing).
+func (e *credEntry) conflict() string {
+	if e.cred == nil {
+		return ""
+	}
+	return e.problem
+}
+
+// conds is the conditions of its status (nil before the build computes them).
+func (e *credEntry) conds() []metav1.Condition {
+	if e.ready == nil {
+		return nil
+	}
+	return e.ready[:]
+}
+
+// newCredEntry is the entry of a Credential parsed as parseCredential did.
+func newCredEntry(obj *credInput, c *Credential, codes [][sha256.Size]byte, reason, msg string) credEntry {
+	return credEntry{obj: obj, cred: c, codes: codes, problem: msg, missing: reason == authv1alpha1.ReasonSecretNotFound}
 }
 
 type authzEntry struct {
@@ -77,9 +102,9 @@ type bindEntry struct {
 func (e *credEntry) statusOf(k nn) ObjectStatus {
 	st := ObjectStatus{
 		Key:                ObjectKey{KindCredential, k},
-		UID:                e.obj.UID,
-		ObservedGeneration: e.obj.Generation,
-		Conditions:         e.conds,
+		UID:                e.obj.uid,
+		ObservedGeneration: e.obj.generation,
+		Conditions:         e.conds(),
 		BoundBindings:      e.bound,
 	}
 	if e.cred != nil {
@@ -428,14 +453,9 @@ func claimsOf[K comparable](m *pmapEdit[K, owned], key K) []nn {
 }
 
 func (b *builder) credAge(x, y nn) int {
-	ox, oy := b.in.credentials.get(x), b.in.credentials.get(y)
-	switch {
-	case older(ox, oy):
-		return -1
-	case older(oy, ox):
-		return 1
-	}
-	return 0
+	cx, cy := b.in.credentials.get(x), b.in.credentials.get(y)
+	return cmp.Or(cx.created().compare(cy.created()),
+		strings.Compare(x.Namespace, y.Namespace), strings.Compare(x.Name, y.Name))
 }
 
 // credentials recompiles the changed Credentials, resolves who owns each appKey and AppCode
@@ -453,10 +473,10 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		obj := b.in.credentials.get(k)
 		var oldRef, newRef nn
 		if old != nil {
-			oldRef = nn{Namespace: k.Namespace, Name: old.obj.Spec.SecretRef.Name}
+			oldRef = nn{Namespace: k.Namespace, Name: old.obj.secretName}
 		}
 		if obj != nil {
-			newRef = nn{Namespace: k.Namespace, Name: obj.Spec.SecretRef.Name}
+			newRef = nn{Namespace: k.Namespace, Name: obj.secretName}
 		}
 		key := user{KindCredential, k.Name}
 		if old != nil && oldRef != newRef {
@@ -483,8 +503,8 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 			b.creds.Delete(k)
 			return
 		}
-		c, ds, reason, msg := parseCredential(obj, newRef, b.in.secrets.get(newRef))
-		e := &credEntry{obj: obj, cred: c, codes: ds, reason: reason, msg: msg}
+		c, ds, reason, msg := parseCredential(k, obj, b.in.secrets.get(newRef))
+		e := new(newCredEntry(obj, c, ds, reason, msg))
 		if old != nil {
 			e.bound = old.bound
 		}
@@ -540,7 +560,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 // index modulo the number of workers), so no two workers write one map.
 func (b *builder) credentialsFull() {
 	keys := make([]nn, 0, b.in.credentials.n)
-	b.in.credentials.all(func(k nn, _ *authv1alpha1.Credential) { keys = append(keys, k) })
+	b.in.credentials.all(func(k nn, _ *credInput) { keys = append(keys, k) })
 	entries := make([]credEntry, len(keys)) // one allocation for all of them
 	b.fullCreds.keys, b.fullCreds.entries = keys, entries
 	workers := buildWorkers(len(keys))
@@ -548,9 +568,9 @@ func (b *builder) credentialsFull() {
 		for i := w; i < len(keys); i += workers {
 			k := keys[i]
 			obj := b.in.credentials.get(k)
-			ref := nn{Namespace: k.Namespace, Name: obj.Spec.SecretRef.Name}
-			c, ds, reason, msg := parseCredential(obj, ref, b.in.secrets.get(ref))
-			entries[i] = credEntry{obj: obj, cred: c, codes: ds, reason: reason, msg: msg}
+			ref := nn{Namespace: k.Namespace, Name: obj.secretName}
+			c, ds, reason, msg := parseCredential(k, obj, b.in.secrets.get(ref))
+			entries[i] = newCredEntry(obj, c, ds, reason, msg)
 		}
 	})
 	codes := 0
@@ -565,7 +585,7 @@ func (b *builder) credentialsFull() {
 			if mine(b.creds.shard(k), w) {
 				b.creds.Set(k, e)
 			}
-			ref := nn{Namespace: k.Namespace, Name: e.obj.Spec.SecretRef.Name}
+			ref := nn{Namespace: k.Namespace, Name: e.obj.secretName}
 			if mine(b.secretUsers.shard(ref), w) {
 				addRef(b.secretUsers, ref, user{KindCredential, k.Name}, true)
 			}
@@ -592,7 +612,7 @@ func (b *builder) credentialsFull() {
 	fanOut(workers, func(w int) {
 		for i := range entries {
 			e := &entries[i]
-			if e.cred == nil || e.conflict != "" || !e.cred.Usable(b.in.Now) {
+			if e.cred == nil || e.conflict() != "" || !e.cred.Usable(b.in.Now) {
 				continue
 			}
 			if mine(b.appKeys.shard(e.cred.AppKey), w) {
@@ -633,17 +653,17 @@ func fanOut(n int, f func(w int)) {
 // settleConflict records whether credential k lost its appKey or one of its AppCodes to
 // an older credential.
 func (b *builder) settleConflict(k nn, e *credEntry) {
-	e.conflict = ""
 	if e.cred == nil {
 		return
 	}
+	e.problem = ""
 	if claims := claimsOf(b.appKeys, e.cred.AppKey); claims[0] != k {
-		e.conflict = fmt.Sprintf("appKey %q is already used by the older Credential %s", e.cred.AppKey, claims[0])
+		e.problem = fmt.Sprintf("appKey %q is already used by the older Credential %s", e.cred.AppKey, claims[0])
 		return
 	}
 	for i, d := range e.codes {
 		if claims := claimsOf(b.appCodes, d); claims[0] != k {
-			e.conflict = fmt.Sprintf("AppCode #%d is already used by the older Credential %s", i+1, claims[0])
+			e.problem = fmt.Sprintf("AppCode #%d is already used by the older Credential %s", i+1, claims[0])
 			return
 		}
 	}
@@ -656,7 +676,7 @@ func (b *builder) owner(claims []nn) *Credential {
 		return nil
 	}
 	e, _ := b.creds.Get(claims[0])
-	if e == nil || e.cred == nil || e.conflict != "" || !e.cred.Usable(b.in.Now) {
+	if e == nil || e.cred == nil || e.conflict() != "" || !e.cred.Usable(b.in.Now) {
 		return nil
 	}
 	return e.cred
@@ -708,7 +728,7 @@ func (b *builder) credentialStatuses(recount set[nn]) {
 		}
 		e.bound = 0
 		for _, bd := range b.namespaceBindings(k.Namespace) {
-			if bd.bindsObject(e.obj) {
+			if bd.bindsObject(k.Namespace, e.obj) {
 				e.bound++
 			}
 		}
@@ -718,7 +738,7 @@ func (b *builder) credentialStatuses(recount set[nn]) {
 
 // countBindings counts, for each credential of ns, the bindings that accept it. Bindings
 // naming credentials count them directly; only selectors look at every credential.
-func (b *builder) countBindings(ns string, creds map[string]*authv1alpha1.Credential) map[string]int32 {
+func (b *builder) countBindings(ns string, creds map[string]*credInput) map[string]int32 {
 	counts := make(map[string]int32, len(creds))
 	for _, bd := range b.namespaceBindings(ns) {
 		if bd.App.selector == nil {
@@ -730,7 +750,7 @@ func (b *builder) countBindings(ns string, creds map[string]*authv1alpha1.Creden
 			continue
 		}
 		for name, c := range creds {
-			if bd.App.named(name) || bd.App.selector.Matches(labels.Set(c.Labels)) {
+			if bd.App.named(name) || bd.App.selector.Matches(labels.Set(c.labels)) {
 				counts[name]++
 			}
 		}
@@ -740,20 +760,26 @@ func (b *builder) countBindings(ns string, creds map[string]*authv1alpha1.Creden
 
 // credentialStatus computes the status of credential k.
 func (b *builder) credentialStatus(k nn, e *credEntry, conds condCache) {
-	gen := e.obj.Generation
+	gen := e.obj.generation
+	var ready []metav1.Condition
 	switch {
 	case e.cred == nil:
-		e.conds = conds.one(condition(authv1alpha1.ConditionReady, false, e.reason, e.msg, gen))
-	case e.conflict != "":
-		e.conds = conds.one(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonAppKeyConflict, e.conflict, gen))
+		reason := authv1alpha1.ReasonSecretInvalid
+		if e.missing {
+			reason = authv1alpha1.ReasonSecretNotFound
+		}
+		ready = conds.one(condition(authv1alpha1.ConditionReady, false, reason, e.problem, gen))
+	case e.problem != "":
+		ready = conds.one(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonAppKeyConflict, e.problem, gen))
 	case e.cred.Disabled():
-		e.conds = conds.one(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonDisabled, "spec.disabled is true", gen))
+		ready = conds.one(condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonDisabled, "spec.disabled is true", gen))
 	case !e.cred.Usable(b.in.Now):
-		e.conds = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonExpired,
+		ready = []metav1.Condition{condition(authv1alpha1.ConditionReady, false, authv1alpha1.ReasonExpired,
 			"expired at "+e.cred.ExpiresAt().UTC().Format("2006-01-02T15:04:05Z"), gen)}
 	default:
-		e.conds = conds.one(condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen))
+		ready = conds.one(condition(authv1alpha1.ConditionReady, true, authv1alpha1.ReasonValid, "the credential is in use", gen))
 	}
+	e.ready = (*[1]metav1.Condition)(ready)
 	b.emit(ObjectKey{KindCredential, k})
 }
 
@@ -948,19 +974,19 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 // recountNamespace adds to recount the credentials of ns that oldB and newB bind differently.
 func (b *builder) recountNamespace(ns string, oldB, newB *Binding, recount set[nn]) {
 	for name, obj := range b.in.credentials.namespace(ns) {
-		if oldB.bindsObject(obj) != newB.bindsObject(obj) {
+		if oldB.bindsObject(ns, obj) != newB.bindsObject(ns, obj) {
 			recount.add(nn{Namespace: ns, Name: name})
 		}
 	}
 }
 
-// bindsObject reports whether the binding accepts the Credential object c (false for a nil
-// binding).
-func (bd *Binding) bindsObject(c *authv1alpha1.Credential) bool {
-	if bd == nil || bd.App == nil || c.Namespace != bd.Namespace {
+// bindsObject reports whether the binding accepts the Credential c of namespace ns (false
+// for a nil binding).
+func (bd *Binding) bindsObject(ns string, c *credInput) bool {
+	if bd == nil || bd.App == nil || ns != bd.Namespace {
 		return false
 	}
-	return bd.App.named(c.Name) || bd.App.selector != nil && bd.App.selector.Matches(labels.Set(c.Labels))
+	return bd.App.named(c.name) || bd.App.selector != nil && bd.App.selector.Matches(labels.Set(c.labels))
 }
 
 // compileBindingsFull compiles the bindings of keys for a full build, on several

@@ -1,11 +1,14 @@
 package compile
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -54,7 +57,7 @@ type Inputs struct {
 	// Now is the instant the build evaluates expiry against.
 	Now time.Time
 
-	credentials nsMap[*authv1alpha1.Credential]
+	credentials nsMap[*credInput]
 	authorizers nsMap[*authv1alpha1.CustomAuthorizer]
 	bindings    nsMap[*authv1alpha1.APIBinding]
 	secrets     nsMap[*secretData]
@@ -88,23 +91,21 @@ func KeyOf(obj client.Object) (key ObjectKey, ok bool) {
 }
 
 // Set adds or replaces an object. The object is kept, not copied: the caller must not change
-// it afterwards (objects from an informer cache are never changed); of a Secret only the
-// name, UID, resourceVersion and a copy of the data are kept. A
-// replacement with the same UID and resourceVersion is ignored. It reports whether the set
-// changed.
+// it afterwards (objects from an informer cache are never changed); of a Credential or a
+// Secret only what the compiler reads is kept (see credInput and secretData). A replacement
+// with the same UID and resourceVersion is ignored. It reports whether the set changed.
 func (in *Inputs) Set(obj client.Object) bool {
 	key, ok := KeyOf(obj)
 	if !ok {
 		return false
 	}
-	if uid, rv, ok := in.version(key); ok && uid == obj.GetUID() &&
-		rv == obj.GetResourceVersion() && rv != "" {
+	if v, ok := in.version(key); ok && v != (version{}) && v == versionOf(obj) {
 		return false
 	}
 	nn := key.NamespacedName
 	switch o := obj.(type) {
 	case *authv1alpha1.Credential:
-		in.credentials.set(nn, o)
+		in.credentials.set(nn, newCredInput(o))
 	case *authv1alpha1.CustomAuthorizer:
 		in.authorizers.set(nn, o)
 	case *authv1alpha1.APIBinding:
@@ -118,7 +119,7 @@ func (in *Inputs) Set(obj client.Object) bool {
 
 // Delete removes an object; it reports whether the set changed.
 func (in *Inputs) Delete(key ObjectKey) bool {
-	if _, _, ok := in.version(key); !ok {
+	if _, ok := in.version(key); !ok {
 		return false
 	}
 	nn := key.NamespacedName
@@ -191,41 +192,128 @@ func (in *Inputs) Keys() []ObjectKey {
 	return appendKeys(out, KindSecret, in.secrets)
 }
 
-// version returns the UID and resourceVersion of the object under key; ok is false when
-// there is none.
-func (in *Inputs) version(key ObjectKey) (uid types.UID, rv string, ok bool) {
-	var obj client.Object
+// version returns the version of the object under key; ok is false when there is none.
+func (in *Inputs) version(key ObjectKey) (v version, ok bool) {
 	nn := key.NamespacedName
 	switch key.Kind {
 	case KindCredential:
-		if o := in.credentials.get(nn); o != nil {
-			obj = o
+		if c := in.credentials.get(nn); c != nil {
+			return c.version, true
 		}
 	case KindCustomAuthorizer:
 		if o := in.authorizers.get(nn); o != nil {
-			obj = o
+			return versionOf(o), true
 		}
 	case KindAPIBinding:
 		if o := in.bindings.get(nn); o != nil {
-			obj = o
+			return versionOf(o), true
 		}
 	case KindSecret:
 		if s := in.secrets.get(nn); s != nil {
-			return s.uid, s.resourceVersion, true
+			return s.version, true
 		}
 	}
-	if obj == nil {
-		return "", "", false
+	return version{}, false
+}
+
+// version identifies one state of an object: its UID and resourceVersion, hashed to 128
+// bits. Inputs keep it rather than the two strings, about 100 bytes an object in file mode,
+// where nothing else holds them. The zero version (an object without a resourceVersion)
+// equals no other.
+type version [2]uint64
+
+var versionSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+func versionOf(o metav1.Object) version {
+	rv := o.GetResourceVersion()
+	if rv == "" {
+		return version{}
 	}
-	return obj.GetUID(), obj.GetResourceVersion(), true
+	var v version
+	for i, seed := range versionSeeds {
+		var h maphash.Hash
+		h.SetSeed(seed)
+		h.WriteString(string(o.GetUID()))
+		h.WriteByte(0) // a UID never holds a NUL: the boundary is unambiguous
+		h.WriteString(rv)
+		v[i] = h.Sum64()
+	}
+	return v
+}
+
+// credInput is what the compiler reads of a Credential, in 128 bytes. The object itself is
+// not kept: as a Kubernetes type it costs 384 bytes before its strings, and in file mode
+// nothing else holds it. Strings, labels and maps are shared with the object, never copied.
+type credInput struct {
+	name       string
+	uid        types.UID
+	version    version
+	secretName string // spec.secretRef.name
+	labels     map[string]string
+	metadata   map[string]string // spec.metadata
+	cidrs      *[]string         // spec.allowedCIDRs (nil when empty), parsed by the build
+	generation int64
+	// metadata.creationTimestamp and spec.expiresAt (when expires) as instants, their
+	// halves apart so that the struct has no padding.
+	createdSec, expiresSec   int64
+	createdNsec, expiresNsec int32
+	expires                  bool
+	disabled                 bool
+}
+
+func (c *credInput) created() instant   { return instant{c.createdSec, c.createdNsec} }
+func (c *credInput) expiresAt() instant { return instant{c.expiresSec, c.expiresNsec} }
+
+func newCredInput(o *authv1alpha1.Credential) *credInput {
+	c := &credInput{
+		name:       o.Name,
+		uid:        o.UID,
+		version:    versionOf(o),
+		secretName: o.Spec.SecretRef.Name,
+		labels:     o.Labels,
+		metadata:   o.Spec.Metadata,
+		generation: o.Generation,
+		disabled:   o.Spec.Disabled,
+	}
+	created := instantOf(o.CreationTimestamp.Time)
+	c.createdSec, c.createdNsec = created.sec, created.nsec
+	if e := o.Spec.ExpiresAt; e != nil {
+		at := instantOf(e.Time)
+		c.expires, c.expiresSec, c.expiresNsec = true, at.sec, at.nsec
+	}
+	if cidrs := o.Spec.AllowedCIDRs; len(cidrs) > 0 {
+		c.cidrs = &cidrs // a copy of the header, not a pointer into the object
+	}
+	return c
+}
+
+func (c *credInput) allowedCIDRs() []string {
+	if c.cidrs == nil {
+		return nil
+	}
+	return *c.cidrs
+}
+
+// instant is a time.Time without its location (a pointer the collector would follow), exact
+// for every time.Time.
+type instant struct {
+	sec  int64
+	nsec int32
+}
+
+func instantOf(t time.Time) instant { return instant{t.Unix(), int32(t.Nanosecond())} }
+
+func (i instant) time() time.Time { return time.Unix(i.sec, int64(i.nsec)) }
+
+func (i instant) compare(j instant) int {
+	return cmp.Or(cmp.Compare(i.sec, j.sec), cmp.Compare(i.nsec, j.nsec))
 }
 
 // secretData is what the compiler reads of a Secret. A Secret is kept this way rather than
 // whole because there are as many Secrets as Credentials: a Go map per Secret (its data)
 // costs several hundred bytes even for three keys, and a slice per value adds up too.
 type secretData struct {
-	uid             types.UID
-	resourceVersion string
+	version version
 	// data holds every item as uvarint(len(key)), key, uvarint(len(value)), value: one
 	// allocation per Secret. A compiled credential keeps a slice of it (its appSecret).
 	data []byte
@@ -236,7 +324,7 @@ func newSecretData(s *corev1.Secret) *secretData {
 	for k, v := range s.Data {
 		n += uvarintLen(len(k)) + len(k) + uvarintLen(len(v)) + len(v)
 	}
-	d := &secretData{uid: s.UID, resourceVersion: s.ResourceVersion}
+	d := &secretData{version: versionOf(s)}
 	if n == 0 {
 		return d
 	}

@@ -2,10 +2,17 @@ package compile
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
 )
 
 func TestSecretData(t *testing.T) {
@@ -41,5 +48,156 @@ func TestSecretData(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	meta := func(uid, rv string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid), ResourceVersion: rv}}
+	}
+	tests := []struct {
+		name  string
+		a, b  *corev1.Secret
+		equal bool
+	}{
+		{"same UID and resourceVersion", meta("u1", "7"), meta("u1", "7"), true},
+		{"another resourceVersion", meta("u1", "7"), meta("u1", "8"), false},
+		{"another UID", meta("u1", "7"), meta("u2", "7"), false},
+		{"the boundary moved", meta("u1", "27"), meta("u12", "7"), false},
+		{"no resourceVersion", meta("u1", ""), meta("u1", ""), true}, // both zero: see Set
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := versionOf(tt.a) == versionOf(tt.b); got != tt.equal {
+				t.Errorf("versionOf(a) == versionOf(b) is %v, want %v", got, tt.equal)
+			}
+		})
+	}
+	if v := versionOf(meta("u1", "")); v != (version{}) {
+		t.Errorf("the version of an object without a resourceVersion is %v, want zero", v)
+	}
+}
+
+// TestSetSkipsSameVersion: a replacement is ignored only when it has the UID and the
+// resourceVersion of the object it replaces, and never without a resourceVersion.
+func TestSetSkipsSameVersion(t *testing.T) {
+	cred := func(uid, rv string) *authv1alpha1.Credential {
+		return &authv1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c", UID: types.UID(uid), ResourceVersion: rv}}
+	}
+	secret := func(uid, rv string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s", UID: types.UID(uid), ResourceVersion: rv}}
+	}
+	steps := []struct {
+		obj  client.Object
+		want bool
+	}{
+		{cred("u1", "1"), true},
+		{cred("u1", "1"), false},
+		{cred("u1", "2"), true},
+		{cred("u2", "2"), true}, // deleted and created again
+		{cred("u2", ""), true},
+		{cred("u2", ""), true},
+		{secret("u1", "1"), true},
+		{secret("u1", "1"), false},
+		{secret("u1", "2"), true},
+		{secret("u1", ""), true},
+		{secret("u1", ""), true},
+	}
+	in := NewInputs()
+	for i, s := range steps {
+		if got := in.Set(s.obj); got != s.want {
+			t.Errorf("step %d: Set(%T UID %s resourceVersion %q) = %v, want %v", i, s.obj, s.obj.GetUID(), s.obj.GetResourceVersion(), got, s.want)
+		}
+	}
+}
+
+// TestCredInput checks that a credential reads from its compact input what it read from the
+// Credential object: the reference below is the code that read the object.
+func TestCredInput(t *testing.T) {
+	at := func(s string) *metav1.Time {
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &metav1.Time{Time: tm}
+	}
+	zero := &metav1.Time{}
+	tests := []struct {
+		name     string
+		disabled bool
+		expires  *metav1.Time
+		created  metav1.Time
+	}{
+		{"plain", false, nil, *at("2026-01-02T03:04:05Z")},
+		{"disabled", true, nil, *at("2026-01-02T03:04:05.5Z")},
+		{"expires", false, at("2026-06-01T00:00:00.000000001Z"), metav1.Time{}},
+		{"expires far away", false, at("9999-12-31T23:59:59Z"), *at("2026-01-02T03:04:05Z")},
+		{"expired long ago", false, at("0001-01-01T00:00:01Z"), *at("2026-01-02T03:04:05Z")},
+		{"expiresAt the zero time", false, zero, *at("2026-01-02T03:04:05Z")},
+		{"disabled and expires", true, at("2026-06-01T00:00:00Z"), *at("1970-01-01T00:00:00Z")},
+	}
+	nows := []time.Time{
+		at("2026-05-31T23:59:59.999999999Z").Time, at("2026-06-01T00:00:00Z").Time,
+		at("2026-06-01T00:00:00.000000001Z").Time, at("2026-06-01T00:00:00.000000002Z").Time,
+		at("2300-01-01T00:00:00Z").Time, {},
+	}
+	objs := make([]*authv1alpha1.Credential, len(tests))
+	for i, tt := range tests {
+		o := &authv1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{
+			Namespace: "ns", Name: tt.name, UID: types.UID("uid-" + tt.name), Generation: int64(i + 1),
+			CreationTimestamp: tt.created, Labels: map[string]string{"tier": "gold"},
+		}}
+		o.Spec.SecretRef.Name = "keys-" + tt.name
+		o.Spec.Disabled, o.Spec.ExpiresAt = tt.disabled, tt.expires
+		o.Spec.Metadata = map[string]string{"team": tt.name}
+		if i%2 == 0 {
+			o.Spec.AllowedCIDRs = []string{"10.0.0.0/8"}
+		}
+		objs[i] = o
+		t.Run(tt.name, func(t *testing.T) {
+			in := newCredInput(o)
+			c := NewCredential(o, "key", nil)
+			if c.Name() != o.Name || c.UID() != o.UID || c.Metadata()["team"] != tt.name || c.Namespace() != o.Namespace {
+				t.Errorf("Name, UID, Metadata, Namespace = %q, %q, %v, %q", c.Name(), c.UID(), c.Metadata(), c.Namespace())
+			}
+			if in.secretName != o.Spec.SecretRef.Name || in.generation != o.Generation || in.labels["tier"] != "gold" ||
+				!slices.Equal(in.allowedCIDRs(), o.Spec.AllowedCIDRs) {
+				t.Errorf("input = %+v", in)
+			}
+			if c.Disabled() != o.Spec.Disabled {
+				t.Errorf("Disabled() = %v", c.Disabled())
+			}
+			var wantExpiry time.Time
+			if e := o.Spec.ExpiresAt; e != nil {
+				wantExpiry = e.Time
+			}
+			if got := c.ExpiresAt(); !got.Equal(wantExpiry) || got.IsZero() != wantExpiry.IsZero() {
+				t.Errorf("ExpiresAt() = %v, want %v", got, wantExpiry)
+			}
+			for _, now := range nows {
+				e := o.Spec.ExpiresAt
+				want := !o.Spec.Disabled && (e == nil || now.Before(e.Time))
+				if got := c.Usable(now); got != want {
+					t.Errorf("Usable(%v) = %v, want %v", now, got, want)
+				}
+			}
+		})
+	}
+	for _, x := range objs {
+		for _, y := range objs {
+			want := 0
+			switch {
+			case older(x, y):
+				want = -1
+			case older(y, x):
+				want = 1
+			}
+			b := &builder{in: NewInputs()}
+			b.in.Set(x)
+			b.in.Set(y)
+			if got := b.credAge(nnOf(x), nnOf(y)); got != want {
+				t.Errorf("credAge(%s, %s) = %d, want %d", x.Name, y.Name, got, want)
+			}
+		}
 	}
 }

@@ -68,11 +68,12 @@ func secretNotFound(ns, name string) string {
 		ns, name, authv1alpha1.CredentialSecretLabel)
 }
 
-// parseCredential reads a Credential and its Secret. It returns the credential, the digests
+// parseCredential reads Credential k and its Secret. It returns the credential, the digests
 // of its AppCodes, and a reason and message when the Secret is missing or invalid.
-func parseCredential(obj *authv1alpha1.Credential, secretName types.NamespacedName, secret *secretData) (*Credential, [][sha256.Size]byte, string, string) {
+func parseCredential(k types.NamespacedName, obj *credInput, secret *secretData) (*Credential, [][sha256.Size]byte, string, string) {
+	secretName := types.NamespacedName{Namespace: k.Namespace, Name: obj.secretName}
 	if secret == nil {
-		return nil, nil, authv1alpha1.ReasonSecretNotFound, secretNotFound(obj.Namespace, obj.Spec.SecretRef.Name)
+		return nil, nil, authv1alpha1.ReasonSecretNotFound, secretNotFound(k.Namespace, obj.secretName)
 	}
 	invalid := func(format string, args ...any) (*Credential, [][sha256.Size]byte, string, string) {
 		return nil, nil, authv1alpha1.ReasonSecretInvalid,
@@ -86,7 +87,7 @@ func parseCredential(obj *authv1alpha1.Credential, secretName types.NamespacedNa
 	if len(appKey) > 256 || strings.IndexFunc(appKey, func(r rune) bool { return r <= ' ' || r > '~' || r == ',' }) >= 0 {
 		return invalid("%s must be at most 256 printable ASCII characters without spaces or commas (a trailing newline is a common cause)", SecretKeyAppKey)
 	}
-	c := &Credential{Ref: obj.Namespace + "/" + obj.Name, AppKey: appKey, obj: obj}
+	c := &Credential{Ref: k.Namespace + "/" + k.Name, AppKey: appKey, obj: obj}
 	if s, ok := secret.get(SecretKeyAppSecret); ok {
 		if len(s) < minAppSecretLen {
 			return invalid("%s must be at least %d bytes, it has %d", SecretKeyAppSecret, minAppSecretLen, len(s))
@@ -136,7 +137,7 @@ func parseCredential(obj *authv1alpha1.Credential, secretName types.NamespacedNa
 	if c.Secret == nil && len(codes) == 0 {
 		return invalid("it needs %s (for signed requests) or %s", SecretKeyAppSecret, SecretKeyAppCodes)
 	}
-	for _, s := range obj.Spec.AllowedCIDRs {
+	for _, s := range obj.allowedCIDRs() {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return nil, nil, authv1alpha1.ReasonSecretInvalid, fmt.Sprintf("allowedCIDRs: %q is not a CIDR", s)

@@ -60,37 +60,36 @@ type Credential struct {
 	// AllowedCIDRs, when not empty, is the source-address allow list.
 	AllowedCIDRs []netip.Prefix
 
-	obj *authv1alpha1.Credential // read-only
+	obj *credInput // read-only
 }
 
 // NewCredential returns the compiled form of obj with the given appKey and appSecret, for
 // tests and tools that need a credential without a build (a build also checks the Secret,
 // parses allowedCIDRs and resolves who owns each appKey).
 func NewCredential(obj *authv1alpha1.Credential, appKey string, secret []byte) *Credential {
-	return &Credential{Ref: obj.Namespace + "/" + obj.Name, AppKey: appKey, Secret: secret, obj: obj}
+	return &Credential{Ref: obj.Namespace + "/" + obj.Name, AppKey: appKey, Secret: secret, obj: newCredInput(obj)}
 }
 
 // Name, UID and Metadata are those of the Credential object; the map is shared: never
 // modify it.
-func (c *Credential) Name() string                { return c.obj.Name }
-func (c *Credential) UID() types.UID              { return c.obj.UID }
-func (c *Credential) Metadata() map[string]string { return c.obj.Spec.Metadata }
+func (c *Credential) Name() string                { return c.obj.name }
+func (c *Credential) UID() types.UID              { return c.obj.uid }
+func (c *Credential) Metadata() map[string]string { return c.obj.metadata }
 
 // Disabled is spec.disabled.
-func (c *Credential) Disabled() bool { return c.obj.Spec.Disabled }
+func (c *Credential) Disabled() bool { return c.obj.disabled }
 
 // ExpiresAt is spec.expiresAt; zero when it never expires.
 func (c *Credential) ExpiresAt() time.Time {
-	if e := c.obj.Spec.ExpiresAt; e != nil {
-		return e.Time
+	if c.obj.expires {
+		return c.obj.expiresAt().time()
 	}
 	return time.Time{}
 }
 
 // Usable reports whether the credential may authenticate a request at now.
 func (c *Credential) Usable(now time.Time) bool {
-	e := c.obj.Spec.ExpiresAt
-	return !c.obj.Spec.Disabled && (e == nil || now.Before(e.Time))
+	return !c.obj.disabled && (!c.obj.expires || now.Before(c.obj.expiresAt().time()))
 }
 
 // SourceAllowed reports whether addr may present the credential.
@@ -183,7 +182,13 @@ func (f *AppFactor) named(name string) bool {
 
 // Binds reports whether the binding b accepts credential c.
 func (b *Binding) Binds(c *Credential) bool {
-	return b.bindsObject(c.obj)
+	return b.bindsObject(c.Namespace(), c.obj)
+}
+
+// Namespace is the namespace of the Credential object (the part of Ref before the slash).
+func (c *Credential) Namespace() string {
+	ns, _, _ := strings.Cut(c.Ref, "/")
+	return ns
 }
 
 // Method is a bit set of HTTP methods.

@@ -95,7 +95,7 @@ func (s *Snapshot) ReadyCounts() map[Kind]ReadyCount {
 		}
 		out[k] = c
 	}
-	s.st.creds.Range(func(_ types.NamespacedName, e *credEntry) bool { count(KindCredential, e.conds); return true })
+	s.st.creds.Range(func(_ types.NamespacedName, e *credEntry) bool { count(KindCredential, e.conds()); return true })
 	s.st.authz.Range(func(_ types.NamespacedName, e *authzEntry) bool { count(KindCustomAuthorizer, e.conds); return true })
 	s.st.binds.Range(func(_ types.NamespacedName, e *bindEntry) bool { count(KindAPIBinding, e.conds); return true })
 	return out
