@@ -104,6 +104,8 @@ func stripMetadata(in any) (any, error) {
 // SetupKubernetes adds to mgr the aggregate reconciler that feeds policy from the informer
 // cache (on every replica) and the status writer (on the elected one), which it returns.
 func SetupKubernetes(mgr manager.Manager, policy *Policy) (*StatusWriter, error) {
+	// The cache keeps every Secret, unchanged, for as long as the policy has it.
+	policy.readSecretsInPlace()
 	r := &reconciler{policy: policy}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("policy").

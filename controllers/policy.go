@@ -41,6 +41,15 @@ func NewPolicy(log logr.Logger) *Policy {
 	return &Policy{log: log, clock: time.Now, in: compile.NewInputs()}
 }
 
+// readSecretsInPlace makes the policy read each Secret's data where it is instead of copying
+// it (compile.Inputs.SecretsInPlace), for a source that keeps every Secret unchanged while
+// the policy has it. Call it before the first Set.
+func (p *Policy) readSecretsInPlace() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.in.SecretsInPlace = true
+}
+
 // Snapshot returns the published snapshot, or nil before the first build.
 func (p *Policy) Snapshot() *compile.Snapshot { return p.snap.Load() }
 

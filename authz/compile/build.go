@@ -44,7 +44,7 @@ type user struct {
 	name string
 }
 
-// credEntry is the compiled form of one Credential: 80 bytes, as there are 100,000.
+// credEntry is the compiled form of one Credential: 72 bytes, as there may be 100,000.
 type credEntry struct {
 	obj   *credInput
 	cred  *Credential // nil when the Secret is missing or invalid

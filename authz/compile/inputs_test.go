@@ -2,6 +2,7 @@ package compile
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -28,26 +29,32 @@ func TestSecretData(t *testing.T) {
 		{"empty value and long items", map[string][]byte{"empty": {}, "long": long, longKey: []byte("x")}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d := newSecretData(&corev1.Secret{Data: tt.data})
-			for k, want := range tt.data {
-				got, ok := d.get(k)
-				if !ok || !bytes.Equal(got, want) {
-					t.Errorf("get(%q) = %q, %v; want %q, true", k, got, ok, want)
-				}
-				if cap(got) != len(got) {
-					t.Errorf("get(%q) has capacity %d past its length %d: an append would overwrite the next item", k, cap(got), len(got))
-				}
-			}
-			for _, k := range []string{"missing", "appKe", "appKeyX", ""} {
-				if _, in := tt.data[k]; in {
-					continue
-				}
-				if got, ok := d.get(k); ok {
-					t.Errorf("get(%q) = %q, true; want no value", k, got)
-				}
-			}
-		})
+		for _, inPlace := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/inPlace=%v", tt.name, inPlace), func(t *testing.T) {
+				testSecretData(t, newSecretData(&corev1.Secret{Data: tt.data}, inPlace), tt.data)
+			})
+		}
+	}
+}
+
+func testSecretData(t *testing.T, d *secretData, data map[string][]byte) {
+	t.Helper()
+	for k, want := range data {
+		got, ok := d.get(k)
+		if !ok || !bytes.Equal(got, want) {
+			t.Errorf("get(%q) = %q, %v; want %q, true", k, got, ok, want)
+		}
+		if cap(got) != len(got) {
+			t.Errorf("get(%q) has capacity %d past its length %d: an append would overwrite the next item", k, cap(got), len(got))
+		}
+	}
+	for _, k := range []string{"missing", "appKe", "appKeyX", ""} {
+		if _, in := data[k]; in {
+			continue
+		}
+		if got, ok := d.get(k); ok {
+			t.Errorf("get(%q) = %q, true; want no value", k, got)
+		}
 	}
 }
 

@@ -81,7 +81,7 @@ func parseCredential(k types.NamespacedName, obj *credInput, secret *secretData)
 			fmt.Sprintf("Secret %s: ", secretName) + fmt.Sprintf(format, args...)
 	}
 	rawKey, _ := secret.get(SecretKeyAppKey)
-	// The appKey aliases the Secret's data, which is never written after newSecretData (the
+	// The appKey aliases the Secret's data, which is never written (see secretData.get; the
 	// appSecret is a slice of it too): 100,000 copies would cost 2–3 MB.
 	appKey := unsafe.String(unsafe.SliceData(rawKey), len(rawKey))
 	if appKey == "" {
