@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
+	"github.com/portcullis-dev/portcullis/internal/jsonstr"
 )
 
 // This file is a fast path for the file source's typed decode. kjson.UnmarshalStrict walks
@@ -513,27 +514,16 @@ func (s *jsonScan) unescape(start, i int, ascii bool) ([]byte, bool) {
 			if i+1 >= len(s.j) {
 				return nil, false
 			}
-			switch e := s.j[i+1]; e {
-			case '"', '\\', '/':
+			if e, ok := jsonstr.Unescape(s.j[i+1]); ok {
 				b = append(b, e)
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
-			case 'u':
-				r, ok := hex4(s.j[i+2:])
+			} else if s.j[i+1] == 'u' {
+				r, ok := jsonstr.Hex4(s.j[i+2:])
 				if !ok || r >= 0xd800 && r < 0xe000 {
-					return nil, false
+					return nil, false // a surrogate: left to the strict decoder
 				}
 				b = utf8.AppendRune(b, r)
 				i += 4
-			default:
+			} else {
 				return nil, false
 			}
 			i += 2
@@ -546,26 +536,4 @@ func (s *jsonScan) unescape(start, i int, ascii bool) ([]byte, bool) {
 		}
 	}
 	return nil, false
-}
-
-// hex4 reads the four hex digits of a \u escape.
-func hex4(h []byte) (rune, bool) {
-	if len(h) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range h[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
 }

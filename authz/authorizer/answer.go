@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
+	"github.com/portcullis-dev/portcullis/internal/jsonstr"
 )
 
 // Context limits (DESIGN.md §4).
@@ -497,16 +498,14 @@ func (p *jparser) str(keep bool) (string, *Error) {
 		case c == '\\':
 			plain = false
 			p.i++
-			switch p.peek() {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				p.i++
-			case 'u':
-				p.i++
-				if p.i+4 > len(p.b) || hex4(p.b[p.i:p.i+4]) < 0 {
+			if e := p.peek(); e == 'u' {
+				if _, ok := jsonstr.Hex4(p.b[p.i+1:]); !ok {
 					return "", errSyntax
 				}
-				p.i += 4
-			default:
+				p.i += 5
+			} else if _, ok := jsonstr.Unescape(e); ok {
+				p.i++
+			} else {
 				return "", errSyntax
 			}
 		case c < 0x20:
@@ -523,25 +522,6 @@ func (p *jparser) str(keep bool) (string, *Error) {
 	}
 }
 
-// hex4 returns the value of 4 hex digits; -1 when they are not.
-func hex4(b []byte) rune {
-	var r rune
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
-}
-
 // unquote decodes the inside of a string that str has checked.
 func unquote(raw []byte) string {
 	out := make([]byte, 0, len(raw)+8)
@@ -549,36 +529,25 @@ func unquote(raw []byte) string {
 		c := raw[i]
 		switch {
 		case c == '\\':
-			switch e := raw[i+1]; e {
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r := hex4(raw[i+2 : i+6])
-				i += 6
-				if utf16.IsSurrogate(r) {
-					if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-						if pair := utf16.DecodeRune(r, hex4(raw[i+2:i+6])); pair != utf8.RuneError {
-							out = utf8.AppendRune(out, pair)
-							i += 6
-							continue
-						}
-					}
-					r = utf8.RuneError
-				}
-				out = utf8.AppendRune(out, r)
-				continue
-			default: // " \ /
+			if e, ok := jsonstr.Unescape(raw[i+1]); ok {
 				out = append(out, e)
+				i += 2
+				continue
 			}
-			i += 2
+			r, _ := jsonstr.Hex4(raw[i+2:]) // \u: str checked the digits
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+					low, _ := jsonstr.Hex4(raw[i+2:])
+					if pair := utf16.DecodeRune(r, low); pair != utf8.RuneError {
+						out = utf8.AppendRune(out, pair)
+						i += 6
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			out = utf8.AppendRune(out, r)
 		case c < utf8.RuneSelf:
 			out = append(out, c)
 			i++

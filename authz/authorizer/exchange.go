@@ -13,10 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
 	"github.com/portcullis-dev/portcullis/authz/compile"
+	"github.com/portcullis-dev/portcullis/internal/jsonstr"
 )
 
 // encodeEvent renders the request body of DESIGN.md §4 for c, byte for byte as encoding/json
@@ -45,9 +45,9 @@ func encodeEvent(c *Call) []byte {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, `{"httpMethod":`...)
-	b = appendJSONString(b, c.Method)
+	b = jsonstr.Append(b, c.Method)
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, c.Path)
+	b = jsonstr.Append(b, c.Path)
 	b = append(b, `,"headers":`...)
 	b = appendSources(b, a, c.Identity, authv1alpha1.IdentityHeader)
 	b = append(b, `,"queryStringParameters":`...)
@@ -55,7 +55,7 @@ func encodeEvent(c *Call) []byte {
 	b = append(b, `,"cookies":`...)
 	b = appendSources(b, a, c.Identity, authv1alpha1.IdentityCookie)
 	b = append(b, `,"user_data":`...)
-	b = appendJSONString(b, a.UserData)
+	b = jsonstr.Append(b, a.UserData)
 	if a.SendBody {
 		b = append(b, `,"body":"`...)
 		b = base64.StdEncoding.AppendEncode(b, c.Body)
@@ -64,24 +64,24 @@ func encodeEvent(c *Call) []byte {
 		b = append(b, `,"isBase64Encoded":false`...)
 	}
 	b = append(b, `,"requestContext":{"requestId":`...)
-	b = appendJSONString(b, c.RequestID)
+	b = jsonstr.Append(b, c.RequestID)
 	b = append(b, `,"sourceIp":`...)
 	switch src := c.Source; {
 	case !src.IsValid():
 		b = append(b, `""`...)
 	case src.Zone() != "": // a zone may hold any character
-		b = appendJSONString(b, src.String())
+		b = jsonstr.Append(b, src.String())
 	default:
 		b = append(b, '"')
 		b = src.AppendTo(b)
 		b = append(b, '"')
 	}
 	b = append(b, `,"binding":`...)
-	b = appendJSONString(b, c.Binding.Ref)
+	b = jsonstr.Append(b, c.Binding.Ref)
 	if cr != nil {
 		if cr.Ref != "" {
 			b = append(b, `,"credential":`...)
-			b = appendJSONString(b, cr.Ref)
+			b = jsonstr.Append(b, cr.Ref)
 		}
 		if md := cr.Metadata(); len(md) > 0 {
 			b = append(b, `,"credentialMetadata":`...)
@@ -111,9 +111,9 @@ func appendSources(b []byte, a *compile.Authorizer, ids []string, in authv1alpha
 		if b[len(b)-1] != '{' {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, srcs[i].Name)
+		b = jsonstr.Append(b, srcs[i].Name)
 		b = append(b, ':')
-		b = appendJSONString(b, ids[i])
+		b = jsonstr.Append(b, ids[i])
 	}
 	return append(b, '}')
 }
@@ -131,64 +131,11 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsonstr.Append(b, k)
 		b = append(b, ':')
-		b = appendJSONString(b, m[k])
+		b = jsonstr.Append(b, m[k])
 	}
 	return append(b, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string, escaped as encoding/json escapes it with HTML
-// escaping off.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // exchange POSTs body to the authorizer and reads its verdict; ctx bounds the whole

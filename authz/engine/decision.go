@@ -2,9 +2,9 @@ package engine
 
 import (
 	"time"
-	"unicode/utf8"
 
 	"github.com/portcullis-dev/portcullis/authz/compile"
+	"github.com/portcullis-dev/portcullis/internal/jsonstr"
 )
 
 // Code is one of the closed set of error codes (DESIGN.md §3). Codes double as metric
@@ -132,39 +132,9 @@ func (d *Decision) Body() []byte {
 	b = append(b, `{"error_code":"`...)
 	b = append(b, d.Code.String()...)
 	b = append(b, `","error_msg":`...)
-	b = appendJSONString(b, d.Message)
+	b = jsonstr.Append(b, d.Message)
 	b = append(b, `,"request_id":`...)
-	b = appendJSONString(b, d.RequestID)
+	b = jsonstr.Append(b, d.RequestID)
 	b = append(b, '}')
 	return b
-}
-
-// appendJSONString appends s as a JSON string: quotes, backslashes and control characters
-// escaped, invalid UTF-8 replaced (the request id comes from the client).
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20 || c == 0x7f:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
 }

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"slices"
@@ -220,8 +221,14 @@ func TestDecideSendsWhatTheAuthorizerNeeds(t *testing.T) {
 
 func TestDenyBodyIsJSONEvenForHostileRequestIDs(t *testing.T) {
 	d := engine.Decision{Code: engine.CodeAuthFailure, Message: `say "no"`, RequestID: "a\"b\\c\n\x00\xff"}
-	want := `{"error_code":"AUTH_FAILURE","error_msg":"say \"no\"","request_id":"a\"b\\c\u000a\u0000\ufffd"}`
+	want := `{"error_code":"AUTH_FAILURE","error_msg":"say \"no\"","request_id":"a\"b\\c\n\u0000\ufffd"}`
 	if got := string(d.Body()); got != want {
 		t.Errorf("body\n got %s\nwant %s", got, want)
+	}
+	var body struct {
+		RequestID string `json:"request_id"`
+	}
+	if err := json.Unmarshal(d.Body(), &body); err != nil || body.RequestID != "a\"b\\c\n\x00\ufffd" {
+		t.Errorf("the body decodes to request_id %q, %v", body.RequestID, err)
 	}
 }
