@@ -728,7 +728,7 @@ func (b *builder) credentialStatuses(recount set[nn]) {
 		}
 		e.bound = 0
 		for _, bd := range b.namespaceBindings(k.Namespace) {
-			if bd.bindsObject(k.Namespace, e.obj) {
+			if bd.bindsObject(k, e.obj) {
 				e.bound++
 			}
 		}
@@ -974,19 +974,19 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 // recountNamespace adds to recount the credentials of ns that oldB and newB bind differently.
 func (b *builder) recountNamespace(ns string, oldB, newB *Binding, recount set[nn]) {
 	for name, obj := range b.in.credentials.namespace(ns) {
-		if oldB.bindsObject(ns, obj) != newB.bindsObject(ns, obj) {
-			recount.add(nn{Namespace: ns, Name: name})
+		if k := (nn{Namespace: ns, Name: name}); oldB.bindsObject(k, obj) != newB.bindsObject(k, obj) {
+			recount.add(k)
 		}
 	}
 }
 
-// bindsObject reports whether the binding accepts the Credential c of namespace ns (false
-// for a nil binding).
-func (bd *Binding) bindsObject(ns string, c *credInput) bool {
-	if bd == nil || bd.App == nil || ns != bd.Namespace {
+// bindsObject reports whether the binding accepts the Credential k, whose labels c holds
+// (false for a nil binding).
+func (bd *Binding) bindsObject(k nn, c *credInput) bool {
+	if bd == nil || bd.App == nil || k.Namespace != bd.Namespace {
 		return false
 	}
-	return bd.App.named(c.name) || bd.App.selector != nil && bd.App.selector.Matches(labels.Set(c.labels))
+	return bd.App.named(k.Name) || bd.App.selector != nil && bd.App.selector.Matches(labels.Set(c.labels))
 }
 
 // compileBindingsFull compiles the bindings of keys for a full build, on several

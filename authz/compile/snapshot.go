@@ -72,7 +72,7 @@ func NewCredential(obj *authv1alpha1.Credential, appKey string, secret []byte) *
 
 // Name, UID and Metadata are those of the Credential object; the map is shared: never
 // modify it.
-func (c *Credential) Name() string                { return c.obj.name }
+func (c *Credential) Name() string                { return c.key().Name }
 func (c *Credential) UID() types.UID              { return c.obj.uid }
 func (c *Credential) Metadata() map[string]string { return c.obj.metadata }
 
@@ -182,13 +182,16 @@ func (f *AppFactor) named(name string) bool {
 
 // Binds reports whether the binding b accepts credential c.
 func (b *Binding) Binds(c *Credential) bool {
-	return b.bindsObject(c.Namespace(), c.obj)
+	return b.bindsObject(c.key(), c.obj)
 }
 
-// Namespace is the namespace of the Credential object (the part of Ref before the slash).
-func (c *Credential) Namespace() string {
-	ns, _, _ := strings.Cut(c.Ref, "/")
-	return ns
+// Namespace is the namespace of the Credential object.
+func (c *Credential) Namespace() string { return c.key().Namespace }
+
+// key is the namespace and name of the Credential object, the two parts of Ref.
+func (c *Credential) key() nn {
+	ns, name, _ := strings.Cut(c.Ref, "/")
+	return nn{Namespace: ns, Name: name}
 }
 
 // Method is a bit set of HTTP methods.
