@@ -428,6 +428,17 @@ spec:
 `, name, secret)
 }
 
+func secretYAML(name, appKey string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata:
+  name: %s
+  labels: {auth.portcullis.dev/credential: "true"}
+stringData:
+  appKey: %s
+`, name, appKey)
+}
+
 // A Credential with an unknown field on line 6.
 const brokenCredentialYAML = `apiVersion: auth.portcullis.dev/v1alpha1
 kind: Credential
@@ -535,11 +546,14 @@ func TestFileSourceWatch(t *testing.T) {
 		check func(t *testing.T, objs []client.Object)
 		kept  string
 	}
-	tests := []struct {
+	type watchCase struct {
 		name  string
 		files map[string]string
-		steps []step
-	}{{
+		// initial names the objects of the first load; default: Credential default/a.
+		initial []string
+		steps   []step
+	}
+	tests := []watchCase{{
 		name:  "a new file is written",
 		files: map[string]string{"a.yaml": credentialYAML("a", "keys")},
 		steps: []step{{
@@ -611,7 +625,33 @@ func TestFileSourceWatch(t *testing.T) {
 			want:  []string{"Credential default/a"},
 			check: wantGeneration(3),
 		}},
-	}, {
+	}, func() (tc watchCase) {
+		// A Secret's generation stays 1 (the file source keeps no record of it: nothing
+		// reads it), while its resourceVersion follows its data.
+		var rv string
+		check := func(t *testing.T, objs []client.Object) {
+			s := objs[len(objs)-1]
+			if got := s.GetGeneration(); got != 1 {
+				t.Errorf("Secret generation = %d, want 1", got)
+			}
+			if got := s.GetResourceVersion(); got == rv {
+				t.Errorf("Secret resourceVersion = %q, as before its data changed", got)
+			} else {
+				rv = got
+			}
+		}
+		write := func(appKey string) func(t *testing.T, dir string) {
+			return func(t *testing.T, dir string) {
+				writeAtomic(t, filepath.Join(dir, "b.yaml"), secretYAML("keys", appKey))
+			}
+		}
+		tc.name = "a Secret's data changes"
+		tc.files = map[string]string{"a.yaml": credentialYAML("a", "keys"), "b.yaml": secretYAML("keys", "one")}
+		both := []string{"Credential default/a", "Secret default/keys"}
+		tc.initial = both
+		tc.steps = []step{{do: write("two"), want: both, check: check}, {do: write("three"), want: both, check: check}}
+		return tc
+	}(), {
 		name: "a ConfigMap volume is updated",
 		steps: []step{{
 			do: func(t *testing.T, dir string) {
@@ -690,6 +730,9 @@ func TestFileSourceWatch(t *testing.T) {
 				writeFile(t, filepath.Join(dir, name), content)
 			}
 			initial := []string{"Credential default/a"}
+			if tt.initial != nil {
+				initial = tt.initial
+			}
 			if tt.files == nil { // a ConfigMap volume at its first version
 				if err := os.Mkdir(filepath.Join(dir, "..v1"), 0o755); err != nil {
 					t.Fatal(err)
