@@ -35,7 +35,7 @@ type state struct {
 	authzUsers  pmap[nn, []string] // CustomAuthorizer -> APIBindings naming it
 	credUsers   pmap[nn, []string] // Credential -> APIBindings naming it
 
-	// The claims on appKeys and AppCodes are in the snapshot's indexes (owned.claims).
+	// The claims on appKeys and AppCodes are in the snapshot's indexes (owned).
 }
 
 // user is an object that names a Secret of its namespace.
@@ -427,29 +427,35 @@ func (b *builder) mutCred(k nn) *credEntry {
 // claims stay ordered oldest first.
 func addClaim[K comparable](b *builder, m *pmapEdit[K, owned], key K, k nn) {
 	o, _ := m.Get(key)
-	o.claims = append(slices.Clone(o.claims), k)
-	slices.SortFunc(o.claims, b.credAge)
-	m.Set(key, o)
+	claims := append(slices.Clone(o.claims()), k)
+	slices.SortFunc(claims, b.credAge)
+	m.Set(key, o.withClaims(claims))
 }
 
 // dropClaim removes credential k's claim on key; the entry goes with the last claim.
 func dropClaim[K comparable](m *pmapEdit[K, owned], key K, k nn) {
 	o, _ := m.Get(key)
-	rest, found := without(o.claims, k)
+	rest, found := without(o.claims(), k)
 	switch {
 	case !found:
 	case len(rest) == 0:
 		m.Delete(key)
 	default:
-		o.claims = rest
-		m.Set(key, o)
+		m.Set(key, o.withClaims(rest))
 	}
 }
 
 // claimsOf returns the credentials claiming key, oldest first.
 func claimsOf[K comparable](m *pmapEdit[K, owned], key K) []nn {
 	o, _ := m.Get(key)
-	return o.claims
+	return o.claims()
+}
+
+// firstClaim returns the oldest credential claiming key, which is claimed.
+func firstClaim[K comparable](m *pmapEdit[K, owned], key K) nn {
+	o, _ := m.Get(key)
+	k, _ := o.first()
+	return k
 }
 
 func (b *builder) credAge(x, y nn) int {
@@ -593,38 +599,53 @@ func (b *builder) credentialsFull() {
 				continue
 			}
 			if mine(b.appKeys.shard(e.cred.AppKey), w) {
-				addClaim(b, b.appKeys, e.cred.AppKey, k)
+				claimFull(b, b.appKeys, e.cred.AppKey, k, e.cred)
 			}
 			for _, d := range e.codes {
 				if mine(b.appCodes.shard(d), w) {
-					addClaim(b, b.appCodes, d, k)
+					claimFull(b, b.appCodes, d, k, e.cred)
 				}
 			}
 		}
 	})
-	// With every claim in, settle the conflicts; then index each credential that owns its
-	// appKey and every one of its codes and is usable: no other claimant ever is the owner.
+	// With every claim in, settle the conflicts; then the oldest claimant of each appKey and
+	// code makes itself its owner if it is usable and lost nothing, else leaves it to none.
 	fanOut(workers, func(w int) {
 		for i := w; i < len(keys); i += workers {
 			b.settleConflict(keys[i], &entries[i])
 		}
 	})
 	fanOut(workers, func(w int) {
-		for i := range entries {
+		for i, k := range keys {
 			e := &entries[i]
-			if e.cred == nil || e.conflict() != "" || !e.cred.Usable(b.in.Now) {
+			if e.cred == nil {
 				continue
 			}
-			if mine(b.appKeys.shard(e.cred.AppKey), w) {
-				setCred(b.appKeys, e.cred.AppKey, e.cred)
+			var owner *Credential
+			if e.conflict() == "" && e.cred.Usable(b.in.Now) {
+				owner = e.cred
+			}
+			if mine(b.appKeys.shard(e.cred.AppKey), w) && firstClaim(b.appKeys, e.cred.AppKey) == k {
+				setCred(b.appKeys, e.cred.AppKey, owner)
 			}
 			for _, d := range e.codes {
-				if mine(b.appCodes.shard(d), w) {
-					setCred(b.appCodes, d, e.cred)
+				if mine(b.appCodes.shard(d), w) && firstClaim(b.appCodes, d) == k {
+					setCred(b.appCodes, d, owner)
 				}
 			}
 		}
 	})
+}
+
+// claimFull is addClaim for a full build, which makes a key's first claimant c (of
+// credential k) its provisional owner, with no list: a key only one credential claims costs
+// no allocation. credentialsFull settles every owner once all claims are in.
+func claimFull[K comparable](b *builder, m *pmapEdit[K, owned], key K, k nn, c *Credential) {
+	if _, ok := m.Get(key); !ok {
+		m.Set(key, owned{cred: c})
+		return
+	}
+	addClaim(b, m, key, k)
 }
 
 // parallelMin is the number of objects below which a full build works on one goroutine:
@@ -657,25 +678,22 @@ func (b *builder) settleConflict(k nn, e *credEntry) {
 		return
 	}
 	e.problem = ""
-	if claims := claimsOf(b.appKeys, e.cred.AppKey); claims[0] != k {
-		e.problem = fmt.Sprintf("appKey %q is already used by the older Credential %s", e.cred.AppKey, claims[0])
+	if first := firstClaim(b.appKeys, e.cred.AppKey); first != k {
+		e.problem = fmt.Sprintf("appKey %q is already used by the older Credential %s", e.cred.AppKey, first)
 		return
 	}
 	for i, d := range e.codes {
-		if claims := claimsOf(b.appCodes, d); claims[0] != k {
-			e.problem = fmt.Sprintf("AppCode #%d is already used by the older Credential %s", i+1, claims[0])
+		if first := firstClaim(b.appCodes, d); first != k {
+			e.problem = fmt.Sprintf("AppCode #%d is already used by the older Credential %s", i+1, first)
 			return
 		}
 	}
 }
 
-// owner returns the credential that may use a key or code claimed by claims: the oldest
-// claimant, if it is usable and lost nothing else.
-func (b *builder) owner(claims []nn) *Credential {
-	if len(claims) == 0 {
-		return nil
-	}
-	e, _ := b.creds.Get(claims[0])
+// owner returns the credential that may use a key or code claimed first by k: k, if it is
+// usable and lost nothing else.
+func (b *builder) owner(k nn) *Credential {
+	e, _ := b.creds.Get(k)
 	if e == nil || e.cred == nil || e.conflict() != "" || !e.cred.Usable(b.in.Now) {
 		return nil
 	}
@@ -688,7 +706,8 @@ func setOwner[K comparable](b *builder, m *pmapEdit[K, owned], key K) {
 	if !ok {
 		return // nobody claims it
 	}
-	setCred(m, key, b.owner(o.claims))
+	first, _ := o.first()
+	setCred(m, key, b.owner(first))
 }
 
 // setCred makes c the credential that may use key, which is claimed.
@@ -697,8 +716,7 @@ func setCred[K comparable](m *pmapEdit[K, owned], key K, c *Credential) {
 	if o.cred == c {
 		return // an edit that writes nothing copies nothing
 	}
-	o.cred = c
-	m.Set(key, o)
+	m.Set(key, o.withCred(c))
 }
 
 // credentialStatuses counts the bindings of the credentials in recount and emits every

@@ -1,5 +1,12 @@
 package compile
 
+import (
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+)
+
 // SetBuildWorkers makes full builds use workers goroutines whatever their size, until the
 // returned function restores the default (for TestParallelFullBuild).
 func SetBuildWorkers(workers int) (restore func()) {
@@ -8,9 +15,21 @@ func SetBuildWorkers(workers int) (restore func()) {
 	return func() { buildWorkers = f }
 }
 
-// IndexLens counts the entries of the appKey and AppCode indexes, whether or not a credential
-// may use them (for TestIncrementalMatchesFull: an incremental build must keep no entry that a
-// full build would not make, such as one whose last claim is gone).
-func (s *Snapshot) IndexLens() (appKeys, appCodes int) {
-	return s.appKeys.Len(), s.appCodes.Len()
+// Claims renders every entry of the appKey and AppCode indexes, whether or not a credential
+// may use it: its owner, its claims, and whether it keeps a list of them (for
+// TestIncrementalMatchesFull: an incremental build must keep no entry that a full build would
+// not make, such as one whose last claim is gone, and no list the compact form drops).
+func (s *Snapshot) Claims() string {
+	var lines []string
+	line := func(key string, o owned) {
+		owner := "-"
+		if o.cred != nil {
+			owner = o.cred.Ref
+		}
+		lines = append(lines, fmt.Sprintf("%s owner=%s claims=%v list=%t", key, owner, o.claims(), o.list != nil))
+	}
+	s.appKeys.Range(func(k string, o owned) bool { line("appKey "+k, o); return true })
+	s.appCodes.Range(func(d [32]byte, o owned) bool { line("AppCode "+hex.EncodeToString(d[:6]), o); return true })
+	slices.Sort(lines)
+	return strings.Join(lines, "\n") + "\n"
 }

@@ -77,4 +77,13 @@ func TestCredentialIndexes(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
 		}
 	}
+	// An entry keeps a list of its claims only when they are more than its owner.
+	const claims = `AppCode 0bd73af61dd0 owner=c/code-owner claims=[c/code-owner c/code-copier] list=true
+appKey another-key owner=- claims=[c/code-copier] list=true
+appKey own-key owner=c/code-owner claims=[c/code-owner] list=false
+appKey shared-key owner=c/older claims=[c/older c/newer] list=true
+`
+	if got := snap.Claims(); got != claims {
+		t.Errorf("claims:\n%s", lineDiff(claims, got))
+	}
 }
