@@ -140,12 +140,16 @@ func parseCredential(k types.NamespacedName, obj *credInput, secret *secretData)
 	if c.Secret == nil && len(codes) == 0 {
 		return invalid("it needs %s (for signed requests) or %s", SecretKeyAppSecret, SecretKeyAppCodes)
 	}
-	for _, s := range obj.allowedCIDRs() {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, nil, authv1alpha1.ReasonSecretInvalid, fmt.Sprintf("allowedCIDRs: %q is not a CIDR", s)
+	if raw := obj.allowedCIDRs(); len(raw) > 0 {
+		cidrs := make([]netip.Prefix, len(raw))
+		for i, s := range raw {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, nil, authv1alpha1.ReasonSecretInvalid, fmt.Sprintf("allowedCIDRs: %q is not a CIDR", s)
+			}
+			cidrs[i] = p.Masked()
 		}
-		c.AllowedCIDRs = append(c.AllowedCIDRs, p.Masked())
+		c.cidrs = &cidrs
 	}
 	return c, codes, "", ""
 }

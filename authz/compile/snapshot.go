@@ -57,10 +57,9 @@ type Credential struct {
 	AppKey string
 	// Secret is the HMAC key for signed requests; nil when the Secret has no appSecret.
 	Secret []byte
-	// AllowedCIDRs, when not empty, is the source-address allow list.
-	AllowedCIDRs []netip.Prefix
 
-	obj *credInput // read-only
+	cidrs *[]netip.Prefix // spec.allowedCIDRs parsed; nil when there are none (8 bytes, not 24)
+	obj   *credInput      // read-only
 }
 
 // NewCredential returns the compiled form of obj with the given appKey and appSecret, for
@@ -92,13 +91,22 @@ func (c *Credential) Usable(now time.Time) bool {
 	return !c.obj.disabled && (!c.obj.expires || now.Before(c.obj.expiresAt().time()))
 }
 
+// AllowedCIDRs is the source-address allow list; empty when any address may present the
+// credential. The slice is shared: never modify it.
+func (c *Credential) AllowedCIDRs() []netip.Prefix {
+	if c.cidrs == nil {
+		return nil
+	}
+	return *c.cidrs
+}
+
 // SourceAllowed reports whether addr may present the credential.
 func (c *Credential) SourceAllowed(addr netip.Addr) bool {
-	if len(c.AllowedCIDRs) == 0 {
+	if c.cidrs == nil {
 		return true
 	}
 	addr = addr.Unmap()
-	for _, p := range c.AllowedCIDRs {
+	for _, p := range *c.cidrs {
 		if p.Contains(addr) {
 			return true
 		}
