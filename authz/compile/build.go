@@ -31,17 +31,12 @@ type state struct {
 	binds pmap[nn, *bindEntry]
 
 	// The reverse indexes hold names only: an object names objects of its own namespace.
-	secretUsers pmap[nn, []user]   // Secret -> Credentials and CustomAuthorizers naming it
-	authzUsers  pmap[nn, []string] // CustomAuthorizer -> APIBindings naming it
-	credUsers   pmap[nn, []string] // Credential -> APIBindings naming it
+	secretCreds pmap[nn, refs] // Secret -> Credentials naming it
+	secretAuthz pmap[nn, refs] // Secret -> CustomAuthorizers naming it
+	authzUsers  pmap[nn, refs] // CustomAuthorizer -> APIBindings naming it
+	credUsers   pmap[nn, refs] // Credential -> APIBindings naming it
 
 	// The claims on appKeys and AppCodes are in the snapshot's indexes (owned).
-}
-
-// user is an object that names a Secret of its namespace.
-type user struct {
-	kind Kind
-	name string
 }
 
 // credEntry is the compiled form of one Credential: 72 bytes, as there may be 100,000.
@@ -149,9 +144,10 @@ func newState() *state {
 		creds:       newPmap[nn, *credEntry](hashNN),
 		authz:       newPmap[nn, *authzEntry](hashNN),
 		binds:       newPmap[nn, *bindEntry](hashNN),
-		secretUsers: newPmap[nn, []user](hashNN),
-		authzUsers:  newPmap[nn, []string](hashNN),
-		credUsers:   newPmap[nn, []string](hashNN),
+		secretCreds: newPmap[nn, refs](hashNN),
+		secretAuthz: newPmap[nn, refs](hashNN),
+		authzUsers:  newPmap[nn, refs](hashNN),
+		credUsers:   newPmap[nn, refs](hashNN),
 	}
 }
 
@@ -172,9 +168,10 @@ type builder struct {
 	creds       *pmapEdit[nn, *credEntry]
 	authz       *pmapEdit[nn, *authzEntry]
 	binds       *pmapEdit[nn, *bindEntry]
-	secretUsers *pmapEdit[nn, []user]
-	authzUsers  *pmapEdit[nn, []string]
-	credUsers   *pmapEdit[nn, []string]
+	secretCreds *pmapEdit[nn, refs]
+	secretAuthz *pmapEdit[nn, refs]
+	authzUsers  *pmapEdit[nn, refs]
+	credUsers   *pmapEdit[nn, refs]
 
 	hosts     *pmapEdit[string, *HostTable]
 	wildcards *pmapEdit[string, *HostTable]
@@ -264,7 +261,8 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 		creds:       st.creds.edit(),
 		authz:       st.authz.edit(),
 		binds:       st.binds.edit(),
-		secretUsers: st.secretUsers.edit(),
+		secretCreds: st.secretCreds.edit(),
+		secretAuthz: st.secretAuthz.edit(),
 		authzUsers:  st.authzUsers.edit(),
 		credUsers:   st.credUsers.edit(),
 		hosts:       prev.hosts.edit(),
@@ -283,7 +281,7 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 		b.full = true
 		nc := in.credentials.n
 		b.creds.presize(nc)
-		b.secretUsers.presize(nc)
+		b.secretCreds.presize(nc)
 		b.appKeys.presize(nc)
 		b.binds.presize(in.bindings.n)
 		named := 0 // credentials named by bindings, an upper bound of credUsers' keys
@@ -304,13 +302,13 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 			case KindAPIBinding:
 				dirtyBinds.add(k.NamespacedName)
 			case KindSecret:
-				users, _ := b.secretUsers.Get(k.NamespacedName)
-				for _, u := range users {
-					if u.kind == KindCredential {
-						dirtyCreds.add(nn{Namespace: k.Namespace, Name: u.name})
-					} else {
-						dirtyAuthz.add(nn{Namespace: k.Namespace, Name: u.name})
-					}
+				creds, _ := b.secretCreds.Get(k.NamespacedName)
+				for name := range creds.all() {
+					dirtyCreds.add(nn{Namespace: k.Namespace, Name: name})
+				}
+				authz, _ := b.secretAuthz.Get(k.NamespacedName)
+				for name := range authz.all() {
+					dirtyAuthz.add(nn{Namespace: k.Namespace, Name: name})
 				}
 			}
 		}
@@ -351,7 +349,8 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 			creds:       b.creds.freeze(),
 			authz:       b.authz.freeze(),
 			binds:       b.binds.freeze(),
-			secretUsers: b.secretUsers.freeze(),
+			secretCreds: b.secretCreds.freeze(),
+			secretAuthz: b.secretAuthz.freeze(),
 			authzUsers:  b.authzUsers.freeze(),
 			credUsers:   b.credUsers.freeze(),
 		},
@@ -371,26 +370,26 @@ func (s *Snapshot) stateOrNil() *state {
 // In a full build (full) every slice is the build's own and each user adds all its targets
 // before the next user starts, so a repeat is always the last element and the slice can grow
 // in place: an authorizer named by 10,000 bindings costs 10,000 appends, not 10,000 copies.
-func addRef[K comparable, V comparable](m *pmapEdit[K, []V], target K, user V, full bool) {
+func addRef(m *pmapEdit[nn, refs], target nn, user string, full bool) {
 	users, _ := m.Get(target)
 	if full {
-		if len(users) == 0 || users[len(users)-1] != user {
-			m.Set(target, append(users, user))
+		if users.last() != user {
+			m.Set(target, users.with(user, true))
 		}
 		return
 	}
-	if slices.Contains(users, user) {
+	if users.contains(user) {
 		return
 	}
-	m.Set(target, append(slices.Clip(users), user))
+	m.Set(target, users.with(user, false))
 }
 
-func dropRef[K comparable, V comparable](m *pmapEdit[K, []V], target K, user V) {
+func dropRef(m *pmapEdit[nn, refs], target nn, user string) {
 	users, _ := m.Get(target)
-	rest, found := without(users, user)
+	rest, found := users.without(user)
 	switch {
 	case !found:
-	case len(rest) == 0:
+	case rest.first == "":
 		m.Delete(target)
 	default:
 		m.Set(target, rest)
@@ -484,12 +483,11 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		if obj != nil {
 			newRef = nn{Namespace: k.Namespace, Name: obj.secretName}
 		}
-		key := user{KindCredential, k.Name}
 		if old != nil && oldRef != newRef {
-			dropRef(b.secretUsers, oldRef, key)
+			dropRef(b.secretCreds, oldRef, k.Name)
 		}
 		if obj != nil && oldRef != newRef {
-			addRef(b.secretUsers, newRef, key, false)
+			addRef(b.secretCreds, newRef, k.Name, false)
 		}
 		if old != nil && old.cred != nil {
 			dropClaim(b.appKeys, old.cred.AppKey, k)
@@ -501,7 +499,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		}
 		if (obj == nil) != (old == nil) {
 			users, _ := b.credUsers.Get(k)
-			for _, u := range users {
+			for u := range users.all() {
 				dirtyBinds.add(nn{Namespace: k.Namespace, Name: u})
 			}
 		}
@@ -592,8 +590,8 @@ func (b *builder) credentialsFull() {
 				b.creds.Set(k, e)
 			}
 			ref := nn{Namespace: k.Namespace, Name: e.obj.secretName}
-			if mine(b.secretUsers.shard(ref), w) {
-				addRef(b.secretUsers, ref, user{KindCredential, k.Name}, true)
+			if mine(b.secretCreds.shard(ref), w) {
+				addRef(b.secretCreds, ref, k.Name, true)
 			}
 			if e.cred == nil {
 				continue
@@ -840,7 +838,6 @@ func (b *builder) authorizers(dirty, dirtyBinds set[nn]) {
 			}
 			return nn{Namespace: k.Namespace, Name: o.Spec.UserDataFrom.SecretKeyRef.Name}, true
 		}
-		key := user{KindCustomAuthorizer, k.Name}
 		var oldObj *authv1alpha1.CustomAuthorizer
 		if old != nil {
 			oldObj = old.obj
@@ -848,13 +845,13 @@ func (b *builder) authorizers(dirty, dirtyBinds set[nn]) {
 		oldRef, hadOld := ref(oldObj)
 		newRef, hasNew := ref(obj)
 		if hadOld && (!hasNew || oldRef != newRef) {
-			dropRef(b.secretUsers, oldRef, key)
+			dropRef(b.secretAuthz, oldRef, k.Name)
 		}
 		if hasNew && (!hadOld || oldRef != newRef) {
-			addRef(b.secretUsers, newRef, key, b.full)
+			addRef(b.secretAuthz, newRef, k.Name, b.full)
 		}
 		users, _ := b.authzUsers.Get(k)
-		for _, u := range users {
+		for u := range users.all() {
 			dirtyBinds.add(nn{Namespace: k.Namespace, Name: u})
 		}
 		if obj == nil {
