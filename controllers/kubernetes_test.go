@@ -66,6 +66,7 @@ func runEnv(m *testing.M) int {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // Start leaves what it started running when a later step fails
 		fmt.Fprintln(os.Stderr, "start envtest:", err)
 		return 1
 	}

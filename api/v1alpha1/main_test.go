@@ -38,6 +38,7 @@ func runWithEnvtest(m *testing.M) int {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // Start leaves what it started running when a later step fails
 		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)
 		return 1
 	}

@@ -38,6 +38,7 @@ func TestServerSideDryRun(t *testing.T) {
 	env := &envtest.Environment{}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // Start leaves what it started running when a later step fails
 		t.Fatalf("start envtest: %v", err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })

@@ -72,6 +72,7 @@ func run(m *testing.M) int {
 	start := time.Now()
 	restConfig, err = env.Start()
 	if err != nil {
+		_ = env.Stop() // Start leaves what it started running when a later step fails
 		fmt.Fprintln(os.Stderr, "start envtest:", err)
 		return 1
 	}

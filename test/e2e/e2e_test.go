@@ -330,6 +330,7 @@ func setUp(ctx context.Context, t *testing.T) *world {
 	wg.Go(func() { buildErr = build(ctx, w.dir, "./cmd/portcullis", "./hack/sample-authorizer") })
 	env := &envtest.Environment{}
 	if _, err := env.Start(); err != nil {
+		_ = env.Stop() // Start leaves what it started running when a later step fails
 		t.Fatalf("start kube-apiserver and etcd: %v", err)
 	}
 	t.Cleanup(func() {
