@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	goruntime "runtime"
@@ -10,7 +11,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
@@ -183,4 +186,56 @@ func heapInUse() uint64 {
 	var m goruntime.MemStats
 	goruntime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// BenchmarkCacheSecret reports what a credential Secret costs in the informer cache: decoded
+// from the protobuf the API server sends, then transformed by stripMetadata.
+func BenchmarkCacheSecret(b *testing.B) {
+	const n = 20000
+	codecs := serializer.NewCodecFactory(Scheme())
+	info, ok := runtime.SerializerInfoForMediaType(codecs.SupportedMediaTypes(), runtime.ContentTypeProtobuf)
+	if !ok {
+		b.Fatal("no protobuf serializer")
+	}
+	encoder := codecs.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion)
+	decoder := codecs.UniversalDeserializer()
+	docs := make([][]byte, n)
+	for i := range docs {
+		s := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("k-%06d", i), Namespace: "load",
+				UID: types.UID(fmt.Sprintf("%08d-0000-4000-8000-000000000000", i)), ResourceVersion: fmt.Sprint(1000 + i),
+				CreationTimestamp: metav1.NewTime(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)),
+				Labels:            map[string]string{authv1alpha1.CredentialSecretLabel: "true"},
+				ManagedFields:     []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply, APIVersion: "v1"}}},
+			Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{
+				"appKey":    fmt.Appendf(nil, "lk-%06d", i),
+				"appSecret": fmt.Appendf(nil, "secret-%06d-0123456789abcdef", i),
+				"appCodes":  fmt.Appendf(nil, "LOADCODE-%06d-QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ", i),
+			},
+		}
+		var buf bytes.Buffer
+		if err := encoder.Encode(s, &buf); err != nil {
+			b.Fatal(err)
+		}
+		docs[i] = buf.Bytes()
+	}
+	b.ReportAllocs()
+	var perObject float64
+	for b.Loop() {
+		objs := make([]any, n)
+		before := heapInUse()
+		for i, d := range docs {
+			o, _, err := decoder.Decode(d, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if objs[i], err = stripMetadata(o); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perObject = float64(heapInUse()-before) / n
+		goruntime.KeepAlive(objs)
+	}
+	b.ReportMetric(perObject, "cache-B/object")
 }
