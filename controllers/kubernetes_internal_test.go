@@ -6,8 +6,10 @@ import (
 	"reflect"
 	goruntime "runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
+	"github.com/portcullis-dev/portcullis/authz/compile"
 )
 
 func TestStripMetadata(t *testing.T) {
@@ -29,7 +32,8 @@ func TestStripMetadata(t *testing.T) {
 		}
 	}
 	cred := &authv1alpha1.Credential{ObjectMeta: meta()}
-	secret := &corev1.Secret{ObjectMeta: meta(), Data: map[string][]byte{"appKey": []byte("k")}}
+	// Keys as a decoder makes them: each Secret its own copy.
+	secret := &corev1.Secret{ObjectMeta: meta(), Data: map[string][]byte{strings.Clone("appKey"): []byte("k"), strings.Clone("other"): nil}}
 	for _, o := range []client.Object{cred, secret} {
 		if _, err := stripMetadata(o); err != nil {
 			t.Fatal(err)
@@ -39,8 +43,13 @@ func TestStripMetadata(t *testing.T) {
 		!reflect.DeepEqual(cred.Labels, meta().Labels) {
 		t.Errorf("Credential metadata = %+v; want labels and other annotations kept, managedFields and %s gone", cred.ObjectMeta, lastApplied)
 	}
-	if secret.ManagedFields != nil || secret.Labels != nil || secret.Annotations != nil || string(secret.Data["appKey"]) != "k" {
+	if secret.ManagedFields != nil || secret.Labels != nil || secret.Annotations != nil || string(secret.Data["appKey"]) != "k" || len(secret.Data) != 2 {
 		t.Errorf("Secret = %+v; want only name, namespace and data", secret)
+	}
+	for k := range secret.Data {
+		if shared := k == compile.SecretKeyAppKey; shared != (unsafe.StringData(k) == unsafe.StringData(compile.SecretKeyAppKey)) {
+			t.Errorf("data key %q: shared with every Secret = %t, want %t", k, !shared, shared)
+		}
 	}
 }
 
