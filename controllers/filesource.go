@@ -1065,8 +1065,8 @@ type FileSource struct {
 	Log logr.Logger
 	// Apply receives the objects of every successful load, in LoadDir order, with each
 	// generation bumped when the object's content other than metadata changed since the
-	// previous load (but a Secret's, which stays 1). It is called from Start's goroutine, one call at a time; the objects
-	// are the receiver's to keep, read-only (see LoadDir).
+	// previous load (but a Secret's, which stays 1). It is called from Start's goroutine,
+	// one call at a time; the objects are the receiver's to keep, read-only (see LoadDir).
 	Apply func(objs []client.Object)
 	// Rejected, if set, is called with the error of every load that fails (the first one,
 	// which Start returns, and every later one, which keeps the last good policy).
