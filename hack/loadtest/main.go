@@ -19,8 +19,10 @@
 // rounds (FLOOR, Portcullis, FLOOR, ...) so that drift on a shared machine hits both. Every
 // answer is checked against the scenario's expected one; any unexpected answer makes the
 // program exit 1. It reports throughput, latency quantiles, server CPU per 1,000 checks
-// (from /proc/<pid>/stat), peak RSS (VmHWM), the ratios to FLOOR next to the targets, the
-// cold start of each world, and one benchstat-friendly BenchmarkLoad line per result.
+// (from /proc/<pid>/stat), peak RSS (VmHWM), Portcullis's heap after each scenario (the
+// collector's goal, the heap in use, freed memory not yet returned), the ratios to FLOOR next
+// to the targets, the cold start of each world, and one benchstat-friendly BenchmarkLoad
+// line per result.
 //
 // Run it with
 //
@@ -436,6 +438,11 @@ func runBench(args []string) error {
 				if hits+misses > 0 {
 					fmt.Printf("    (authorizer during the Portcullis rounds: %.0f cache hits, %.0f misses; calls: %s)\n", hits, misses, strings.Join(calls, ", "))
 				}
+				// Where portcullis's RSS goes: the collector's goal (about twice the heap it
+				// last marked, at GOGC=100), the heap in use, and freed spans not yet returned.
+				mb := func(name string) float64 { return m1["go_memstats_"+name+"_bytes"] / (1 << 20) }
+				fmt.Printf("    (portcullis memory at the end: RSS %.0f MB; heap goal %.0f MB, in use %.0f MB, allocated %.0f MB, idle not returned to the OS %.0f MB)\n",
+					float64(res["portcullis"].rssNow)/(1<<20), mb("next_gc"), mb("heap_inuse"), mb("heap_alloc"), mb("heap_idle")-mb("heap_released"))
 			}
 			l.mu.Lock()
 			if l.badN > 0 {
