@@ -91,15 +91,6 @@ func (c *Credential) Usable(now time.Time) bool {
 	return !c.obj.disabled && (!c.obj.expires || now.Before(c.obj.expiresAt().time()))
 }
 
-// AllowedCIDRs is the source-address allow list; empty when any address may present the
-// credential. The slice is shared: never modify it.
-func (c *Credential) AllowedCIDRs() []netip.Prefix {
-	if c.cidrs == nil {
-		return nil
-	}
-	return *c.cidrs
-}
-
 // SourceAllowed reports whether addr may present the credential.
 func (c *Credential) SourceAllowed(addr netip.Addr) bool {
 	if c.cidrs == nil {
