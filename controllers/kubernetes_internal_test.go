@@ -47,8 +47,9 @@ func TestStripMetadata(t *testing.T) {
 		t.Errorf("Secret = %+v; want only name, namespace and data", secret)
 	}
 	for k := range secret.Data {
-		if shared := k == compile.SecretKeyAppKey; shared != (unsafe.StringData(k) == unsafe.StringData(compile.SecretKeyAppKey)) {
-			t.Errorf("data key %q: shared with every Secret = %t, want %t", k, !shared, shared)
+		shared := unsafe.StringData(k) == unsafe.StringData(compile.SecretKeyAppKey)
+		if want := k == compile.SecretKeyAppKey; shared != want {
+			t.Errorf("data key %q shared with every Secret = %t, want %t", k, shared, want)
 		}
 	}
 }

@@ -58,16 +58,11 @@ func (s *sharedMetadata) conditions(c []metav1.Condition) []metav1.Condition {
 		return c
 	}
 	s.key = s.key[:0]
-	str := func(v string) {
-		s.key = strconv.AppendInt(s.key, int64(len(v)), 10)
-		s.key = append(s.key, ':')
-		s.key = append(s.key, v...)
-	}
 	for i := range c {
-		str(c[i].Type)
-		str(string(c[i].Status))
-		str(c[i].Reason)
-		str(c[i].Message)
+		s.keyString(c[i].Type)
+		s.keyString(string(c[i].Status))
+		s.keyString(c[i].Reason)
+		s.keyString(c[i].Message)
 		s.key = strconv.AppendInt(s.key, c[i].ObservedGeneration, 10)
 		s.key = append(s.key, ':')
 		// Equal instants in different locations (UTC, Local) print differently: not
@@ -90,21 +85,15 @@ func (s *sharedMetadata) conditions(c []metav1.Condition) []metav1.Condition {
 // stringMap returns the shared map equal to m (m itself when it is the first).
 func (s *sharedMetadata) stringMap(m map[string]string) map[string]string {
 	s.key = s.key[:0]
-	add := func(k, v string) {
-		s.key = strconv.AppendInt(s.key, int64(len(k)), 10)
-		s.key = append(s.key, ':')
-		s.key = append(s.key, k...)
-		s.key = strconv.AppendInt(s.key, int64(len(v)), 10)
-		s.key = append(s.key, ':')
-		s.key = append(s.key, v...)
-	}
 	if len(m) == 1 { // the usual case: no keys to sort
 		for k, v := range m {
-			add(k, v)
+			s.keyString(k)
+			s.keyString(v)
 		}
 	} else {
 		for _, k := range slices.Sorted(maps.Keys(m)) {
-			add(k, m[k])
+			s.keyString(k)
+			s.keyString(m[k])
 		}
 	}
 	if shared, ok := s.maps[string(s.key)]; ok {
@@ -117,6 +106,14 @@ func (s *sharedMetadata) stringMap(m map[string]string) map[string]string {
 		s.maps[string(s.key)] = m
 	}
 	return m
+}
+
+// keyString appends v to the key being built, length first, so that no two different
+// sequences of strings make the same key.
+func (s *sharedMetadata) keyString(v string) {
+	s.key = strconv.AppendInt(s.key, int64(len(v)), 10)
+	s.key = append(s.key, ':')
+	s.key = append(s.key, v...)
 }
 
 // name returns the shared string equal to v.
