@@ -106,7 +106,7 @@ test-e2e: envtest build nginx ## nginx auth_request -> Portcullis (out of cluste
 bench: $(BENCHSTAT) envtest ## Micro-benchmarks (benchstat summary, figures against their targets) and the small-world load test.
 	@mkdir -p $(BIN)
 	$(GO) test -run='^$$' -bench='Build' -benchmem -benchtime=5x -count=$(BENCH_COUNT) ./authz/compile/ | tee $(BIN)/bench.txt
-	$(GO) test -run='^$$' -bench='YAMLToJSON|Cache' -benchmem -count=$(BENCH_COUNT) ./controllers/ | tee -a $(BIN)/bench.txt
+	$(GO) test -run='^$$' -bench='YAMLToJSON|Cache|SecretSource' -benchmem -count=$(BENCH_COUNT) ./controllers/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run='^$$' -bench='Lookup' -benchmem -count=$(BENCH_COUNT) ./authz/compile/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) ./authz/engine/ ./authz/signing/ ./authz/authorizer/ ./authz/extauthz/ | tee -a $(BIN)/bench.txt
 	$(MAKE) --no-print-directory bench-e2e LOADTEST_FLAGS="$(BENCH_LOADTEST_FLAGS)" | tee -a $(BIN)/bench.txt

@@ -61,13 +61,23 @@ func WithSourceHealth(o cache.Options, p *Policy, probeEvery time.Duration) cach
 		next = toolscache.NewSharedIndexInformer
 	}
 	o.NewInformer = func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, idx toolscache.Indexers) toolscache.SharedIndexInformer {
-		h.mu.Lock()
-		h.watches = append(h.watches, 0)
-		id := len(h.watches) - 1
-		h.mu.Unlock()
-		return next(&trackedListerWatcher{inner: lw, lw: toolscache.ToListerWatcherWithContext(lw), p: p, id: id}, obj, resync, idx)
+		return next(p.trackWatches(lw), obj, resync, idx)
 	}
 	return o
+}
+
+// trackWatches returns lw reporting its watches to p's source health, when p tracks it (see
+// WithSourceHealth); lw itself otherwise. The policy is current only while every tracked
+// lister-watcher has an open watch.
+func (p *Policy) trackWatches(lw toolscache.ListerWatcher) toolscache.ListerWatcher {
+	h := &p.source
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.tracked {
+		return lw
+	}
+	h.watches = append(h.watches, 0)
+	return &trackedListerWatcher{inner: lw, lw: toolscache.ToListerWatcherWithContext(lw), p: p, id: len(h.watches) - 1}
 }
 
 func mapsKeys(m map[string]cache.Config) []string {

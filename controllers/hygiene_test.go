@@ -121,7 +121,7 @@ func TestSecretsHygieneKubernetes(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := controllers.NewPolicy(log.WithName("policy"))
-	if _, err := controllers.SetupKubernetes(mgr, p); err != nil {
+	if _, err := controllers.SetupKubernetes(mgr, p, ns); err != nil {
 		t.Fatal(err)
 	}
 	mctx, cancel := context.WithCancel(ctx)

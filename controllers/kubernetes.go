@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -22,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
-	"github.com/portcullis-dev/portcullis/authz/compile"
 )
 
 // +kubebuilder:rbac:groups=auth.portcullis.dev,resources=credentials;customauthorizers;apibindings,verbs=get;list;watch
@@ -47,14 +45,11 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// CacheOptions limits the informer cache to what Portcullis reads: Secrets labelled
-// auth.portcullis.dev/credential=true only (never every Secret of the cluster), objects of
-// one namespace when namespace is set, and no managedFields or last-applied annotations.
+// CacheOptions limits the informer cache to what Portcullis reads: objects of one namespace
+// when namespace is set, and no managedFields or last-applied annotations. Secrets are not
+// cached: SetupKubernetes watches them on its own.
 func CacheOptions(namespace string) cache.Options {
 	o := cache.Options{
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{authv1alpha1.CredentialSecretLabel: "true"})},
-		},
 		DefaultTransform: stripMetadata,
 		Mapper:           cacheMapper(),
 	}
@@ -69,7 +64,6 @@ func CacheOptions(namespace string) cache.Options {
 // is unreachable would exit instead of waiting, not ready, for it to come back.
 func cacheMapper() meta.RESTMapper {
 	m := meta.NewDefaultRESTMapper(nil)
-	m.Add(corev1.SchemeGroupVersion.WithKind("Secret"), meta.RESTScopeNamespace)
 	for _, kind := range []string{"Credential", "CustomAuthorizer", "APIBinding"} {
 		m.Add(authv1alpha1.GroupVersion.WithKind(kind), meta.RESTScopeNamespace)
 	}
@@ -78,29 +72,10 @@ func cacheMapper() meta.RESTMapper {
 
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
-// secretDataKeys are the keys of a credential Secret's data, which every cached Secret
-// shares instead of keeping its own decoded copy of each (about 30 bytes a Secret).
-var secretDataKeys = map[string]string{
-	compile.SecretKeyAppKey:    compile.SecretKeyAppKey,
-	compile.SecretKeyAppSecret: compile.SecretKeyAppSecret,
-	compile.SecretKeyAppCodes:  compile.SecretKeyAppCodes,
-}
-
 // stripMetadata drops the metadata Portcullis never reads; at 100,000 objects
-// managedFields alone would be most of the cache. A Secret also loses its labels (the
-// informer selects on the label server-side, and a Secret that loses it is deleted from the
-// cache) and annotations: a Go map costs over 300 bytes even with one entry; and it shares
-// the keys of its data (secretDataKeys). Other objects share equal labels, spec.metadata,
-// status conditions and namespace names (cacheShared).
+// managedFields alone would be most of the cache. Objects also share equal labels,
+// spec.metadata, status conditions and namespace names (cacheShared).
 func stripMetadata(in any) (any, error) {
-	if s, ok := in.(*corev1.Secret); ok {
-		s.Labels, s.Annotations = nil, nil
-		for k, v := range s.Data {
-			if shared, ok := secretDataKeys[k]; ok {
-				s.Data[shared] = v // assigning an existing key stores the new key: the shared one
-			}
-		}
-	}
 	if o, ok := in.(client.Object); ok {
 		o.SetManagedFields(nil)
 		if a := o.GetAnnotations(); a != nil {
@@ -117,10 +92,14 @@ func stripMetadata(in any) (any, error) {
 }
 
 // SetupKubernetes adds to mgr the aggregate reconciler that feeds policy from the informer
-// cache (on every replica) and the status writer (on the elected one), which it returns.
-func SetupKubernetes(mgr manager.Manager, policy *Policy) (*StatusWriter, error) {
-	// The cache keeps every Secret, unchanged, for as long as the policy has it.
-	policy.readSecretsInPlace()
+// cache and a watch of the credential Secrets (on every replica), and the status writer (on
+// the elected one), which it returns. namespace is the one given to CacheOptions: the
+// Secrets are watched in it, or in every namespace when it is empty.
+func SetupKubernetes(mgr manager.Manager, policy *Policy, namespace string) (*StatusWriter, error) {
+	secrets, err := newSecretSource(mgr.GetConfig(), namespace, policy, mgr.GetLogger().WithName("secrets"))
+	if err != nil {
+		return nil, err
+	}
 	r := &reconciler{policy: policy}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("policy").
@@ -130,7 +109,7 @@ func SetupKubernetes(mgr manager.Manager, policy *Policy) (*StatusWriter, error)
 	for _, obj := range []client.Object{&authv1alpha1.Credential{}, &authv1alpha1.CustomAuthorizer{}, &authv1alpha1.APIBinding{}} {
 		b = b.WatchesRawSource(source.Kind(mgr.GetCache(), obj, r.handler(), specOrLabels))
 	}
-	b = b.WatchesRawSource(source.Kind(mgr.GetCache(), client.Object(&corev1.Secret{}), r.handler()))
+	b = b.WatchesRawSource(secrets)
 	// One build at start even when there is nothing to watch, so an empty cluster is ready too.
 	b = b.WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 		q.Add(policyKey)

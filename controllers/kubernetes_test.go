@@ -85,7 +85,7 @@ func runEnv(m *testing.M) int {
 	}
 	policy = controllers.NewPolicy(ctrl.Log.WithName("policy"))
 	probes = controllers.ProbeHandler(policy)
-	if _, err := controllers.SetupKubernetes(mgr, policy); err != nil {
+	if _, err := controllers.SetupKubernetes(mgr, policy, ""); err != nil {
 		fmt.Fprintln(os.Stderr, "setup:", err)
 		return 1
 	}
@@ -457,8 +457,10 @@ func TestEditsChangeTheSnapshot(t *testing.T) {
 	})
 }
 
-// TestUnlabelledSecretIsInvisible: only labelled Secrets reach the cache.
+// TestUnlabelledSecretIsInvisible: only labelled Secrets reach the policy; a Secret that
+// gets the label is read, and one that loses it is gone as if deleted.
 func TestUnlabelledSecretIsInvisible(t *testing.T) {
+	ctx := context.Background()
 	ns := namespace(t)
 	s := secret(ns, "plain", map[string]string{"appKey": ns + "-plain", "appSecret": "0123456789abcdef"})
 	s.Labels = nil
@@ -468,6 +470,28 @@ func TestUnlabelledSecretIsInvisible(t *testing.T) {
 	if policy.Snapshot().CredentialByAppKey(ns+"-plain") != nil {
 		t.Error("an unlabelled Secret was used")
 	}
+
+	setLabel := func(value string) {
+		t.Helper()
+		patch := client.MergeFrom(s.DeepCopy())
+		s.Labels = map[string]string{authv1alpha1.CredentialSecretLabel: value}
+		if err := k8s.Patch(ctx, s, patch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	usable := func(want bool) func() error {
+		return func() error {
+			if got := policy.Snapshot().CredentialByAppKey(ns+"-plain") != nil; got != want {
+				return fmt.Errorf("credential found by its appKey = %t, want %t", got, want)
+			}
+			return nil
+		}
+	}
+	setLabel("true")
+	eventually(t, "the labelled Secret is read", usable(true))
+	setLabel("false")
+	eventually(t, "the Secret that lost the label is forgotten", usable(false))
+	wantCondition(t, cred, authv1alpha1.ConditionReady, metav1.ConditionFalse, authv1alpha1.ReasonSecretNotFound)
 }
 
 // replica starts another Portcullis replica (its own manager, cache and policy) against the
@@ -492,7 +516,7 @@ func replica(t *testing.T, leaderElect bool) (*controllers.Policy, ctrl.Manager,
 		t.Fatal(err)
 	}
 	p := controllers.NewPolicy(ctrl.Log.WithName("replica"))
-	w, err := controllers.SetupKubernetes(mgr, p)
+	w, err := controllers.SetupKubernetes(mgr, p, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,15 +41,6 @@ func NewPolicy(log logr.Logger) *Policy {
 	return &Policy{log: log, clock: time.Now, in: compile.NewInputs()}
 }
 
-// readSecretsInPlace makes the policy read each Secret's data where it is instead of copying
-// it (compile.Inputs.SecretsInPlace), for a source that keeps every Secret unchanged while
-// the policy has it. Call it before the first Set.
-func (p *Policy) readSecretsInPlace() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.in.SecretsInPlace = true
-}
-
 // Snapshot returns the published snapshot, or nil before the first build.
 func (p *Policy) Snapshot() *compile.Snapshot { return p.snap.Load() }
 
@@ -97,26 +88,37 @@ func (p *Policy) Delete(obj client.Object) bool {
 func (p *Policy) Replace(objs []client.Object) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// A first load has nothing to delete, and room to make.
-	var keep map[compile.ObjectKey]struct{}
-	if p.in.Len() == 0 {
+	return p.replace(objs, p.in.Keys())
+}
+
+// ReplaceKind makes the objects of one kind equal to objs, which are all of that kind, as
+// Replace does for the whole set: for a source that lists each kind on its own.
+func (p *Policy) ReplaceKind(kind compile.Kind, objs []client.Object) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.replace(objs, p.in.KeysOf(kind))
+}
+
+// replace sets objs and deletes the keys of had that objs does not hold; p.mu is held.
+func (p *Policy) replace(objs []client.Object, had []compile.ObjectKey) bool {
+	if len(had) == 0 {
+		// A first load has nothing to delete, and room to make.
 		p.in.Reserve(objs)
-	} else {
-		keep = make(map[compile.ObjectKey]struct{}, len(objs))
-		for _, o := range objs {
-			if k, ok := compile.KeyOf(o); ok {
-				keep[k] = struct{}{}
-			}
-		}
 	}
 	changed := false
 	for _, o := range objs {
 		changed = p.set(o) || changed
 	}
-	if keep == nil {
+	if len(had) == 0 {
 		return changed
 	}
-	for _, k := range p.in.Keys() {
+	keep := make(map[compile.ObjectKey]struct{}, len(objs))
+	for _, o := range objs {
+		if k, ok := compile.KeyOf(o); ok {
+			keep[k] = struct{}{}
+		}
+	}
+	for _, k := range had {
 		if _, ok := keep[k]; !ok {
 			changed = p.in.Delete(k) || changed
 		}

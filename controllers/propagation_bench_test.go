@@ -454,7 +454,7 @@ func startBenchReplica(b *testing.B, w *world, az *authzclient.Client) *rig {
 	r := &rig{w: w, az: az, builds: &buildLog{took: map[uint64]time.Duration{}}, edited: map[types.NamespacedName]bool{}}
 	r.policy = controllers.NewPolicy(logr.New(r.builds))
 	r.policy.OnBuild(r.onBuild)
-	if _, err := controllers.SetupKubernetes(mgr, r.policy); err != nil {
+	if _, err := controllers.SetupKubernetes(mgr, r.policy, ""); err != nil {
 		b.Fatal(err)
 	}
 	mctx, cancel := context.WithCancel(ctx)
@@ -522,7 +522,7 @@ func startBenchReplica(b *testing.B, w *world, az *authzclient.Client) *rig {
 		}
 	}
 	// Secrets for the Credentials the create scenarios add, created now (not measured) so
-	// that each Credential finds its Secret in the cache.
+	// that each Credential finds its Secret in the replica's policy.
 	r.seqCap = 4*envInt("PORTCULLIS_BENCH_WRITES", 100) + 8
 	n := createAll(b, func(yield func(client.Object) bool) {
 		for i := range r.seqCap {
@@ -532,9 +532,9 @@ func startBenchReplica(b *testing.B, w *world, az *authzclient.Client) *rig {
 			}
 		}
 	})
-	var s corev1.Secret
-	last := client.ObjectKey{Namespace: w.namespaces[(n-1)%len(w.namespaces)], Name: fmt.Sprintf("new-keys-%d", n-1)}
-	for mgr.GetCache().Get(ctx, last, &s) != nil {
+	last := compile.ObjectKey{Kind: compile.KindSecret,
+		NamespacedName: types.NamespacedName{Namespace: w.namespaces[(n-1)%len(w.namespaces)], Name: fmt.Sprintf("new-keys-%d", n-1)}}
+	for !r.policy.Has(last) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	waitStatusesSettled(b, time.Now().Add(10*time.Minute))

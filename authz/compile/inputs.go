@@ -56,12 +56,6 @@ func (k ObjectKey) String() string { return k.Kind.String() + " " + k.Namespaced
 type Inputs struct {
 	// Now is the instant the build evaluates expiry against.
 	Now time.Time
-	// SecretsInPlace makes Set keep a Secret's data map, not a copy of its data. It is for
-	// an owner that keeps every object it sets and never changes it, an informer cache,
-	// where a copy would be a second one (8–13 MB for 100,000 credentials). Without it Set
-	// copies the data into one buffer, so that the Secret can be collected (file mode). Set
-	// it before the first Set.
-	SecretsInPlace bool
 
 	credentials nsMap[*credInput]
 	authorizers nsMap[*authv1alpha1.CustomAuthorizer]
@@ -117,7 +111,7 @@ func (in *Inputs) Set(obj client.Object) bool {
 	case *authv1alpha1.APIBinding:
 		in.bindings.set(nn, o)
 	case *corev1.Secret:
-		in.secrets.set(nn, newSecretData(o, in.SecretsInPlace))
+		in.secrets.set(nn, newSecretData(o))
 	}
 	in.Touch(key)
 	return true
@@ -196,6 +190,27 @@ func (in *Inputs) Keys() []ObjectKey {
 	out = appendKeys(out, KindCustomAuthorizer, in.authorizers)
 	out = appendKeys(out, KindAPIBinding, in.bindings)
 	return appendKeys(out, KindSecret, in.secrets)
+}
+
+// KeysOf returns the key of every object of one kind in the set (in no particular order).
+func (in *Inputs) KeysOf(kind Kind) []ObjectKey {
+	switch kind {
+	case KindCredential:
+		return appendKeys(make([]ObjectKey, 0, in.credentials.n), kind, in.credentials)
+	case KindCustomAuthorizer:
+		return appendKeys(make([]ObjectKey, 0, in.authorizers.n), kind, in.authorizers)
+	case KindAPIBinding:
+		return appendKeys(make([]ObjectKey, 0, in.bindings.n), kind, in.bindings)
+	case KindSecret:
+		return appendKeys(make([]ObjectKey, 0, in.secrets.n), kind, in.secrets)
+	}
+	return nil
+}
+
+// Has reports whether the set holds the object under key.
+func (in *Inputs) Has(key ObjectKey) bool {
+	_, ok := in.version(key)
+	return ok
 }
 
 // version returns the version of the object under key; ok is false when there is none.
@@ -322,14 +337,9 @@ type secretData struct {
 	// data holds every item as uvarint(len(key)), key, uvarint(len(value)), value: one
 	// allocation per Secret. A compiled credential keeps a slice of it (its appSecret).
 	data []byte
-	// inPlace is the Secret's own data instead, with Inputs.SecretsInPlace.
-	inPlace map[string][]byte
 }
 
-func newSecretData(s *corev1.Secret, inPlace bool) *secretData {
-	if inPlace {
-		return &secretData{version: versionOf(s), inPlace: s.Data}
-	}
+func newSecretData(s *corev1.Secret) *secretData {
 	n := 0
 	for k, v := range s.Data {
 		n += uvarintLen(len(k)) + len(k) + uvarintLen(len(v)) + len(v)
@@ -356,10 +366,6 @@ func uvarintLen(n int) int {
 // get returns the value under key k; its capacity ends with it, so appending to it copies.
 // It is never written to.
 func (d *secretData) get(k string) ([]byte, bool) {
-	if d.inPlace != nil {
-		v, ok := d.inPlace[k]
-		return v[:len(v):len(v)], ok
-	}
 	for rest := d.data; len(rest) > 0; {
 		key, r := cutItem(rest)
 		value, r := cutItem(r)

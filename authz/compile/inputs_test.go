@@ -2,7 +2,6 @@ package compile
 
 import (
 	"bytes"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -29,11 +28,9 @@ func TestSecretData(t *testing.T) {
 		{"empty value and long items", map[string][]byte{"empty": {}, "long": long, longKey: []byte("x")}},
 	}
 	for _, tt := range tests {
-		for _, inPlace := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/inPlace=%v", tt.name, inPlace), func(t *testing.T) {
-				testSecretData(t, newSecretData(&corev1.Secret{Data: tt.data}, inPlace), tt.data)
-			})
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			testSecretData(t, newSecretData(&corev1.Secret{Data: tt.data}), tt.data)
+		})
 	}
 }
 

@@ -159,7 +159,7 @@ func serve(args []string) error {
 		if err != nil {
 			return fmt.Errorf("manager: %w", err)
 		}
-		if _, err := controllers.SetupKubernetes(mgr, policy); err != nil {
+		if _, err := controllers.SetupKubernetes(mgr, policy, o.namespace); err != nil {
 			return fmt.Errorf("controllers: %w", err)
 		}
 		if err := controllers.RegisterFreshness(policy); err != nil {

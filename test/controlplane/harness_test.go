@@ -64,7 +64,7 @@ func startInstance(t *testing.T, cfg *rest.Config) *instance {
 	if err != nil {
 		t.Fatalf("manager: %v", err)
 	}
-	if _, err := controllers.SetupKubernetes(mgr, policy); err != nil {
+	if _, err := controllers.SetupKubernetes(mgr, policy, ""); err != nil {
 		t.Fatalf("controllers: %v", err)
 	}
 
