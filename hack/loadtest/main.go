@@ -443,6 +443,17 @@ func runBench(args []string) error {
 				mb := func(name string) float64 { return m1["go_memstats_"+name+"_bytes"] / (1 << 20) }
 				fmt.Printf("    (portcullis memory at the end: RSS %.0f MB; heap goal %.0f MB, in use %.0f MB, allocated %.0f MB, idle not returned to the OS %.0f MB)\n",
 					float64(res["portcullis"].rssNow)/(1<<20), mb("next_gc"), mb("heap_inuse"), mb("heap_alloc"), mb("heap_idle")-mb("heap_released"))
+				// What the collector cost during the rounds, as the runtime counts CPU time
+				// (its estimates, /cpu/classes): a share of the time its Ps were not idle.
+				cpu := func(class string) float64 {
+					k := "go_cpu_classes_" + class + "_cpu_seconds_total"
+					return m1[k] - m0[k]
+				}
+				if busy := cpu("total") - cpu("idle"); busy > 0 {
+					fmt.Printf("    (portcullis's collector during the rounds: %.0f cycles, %.1f%% of its CPU, of which mark assists %.1f%%)\n",
+						m1["go_gc_cycles_total_gc_cycles_total"]-m0["go_gc_cycles_total_gc_cycles_total"],
+						100*cpu("gc_total")/busy, 100*cpu("gc_mark_assist")/busy)
+				}
 			}
 			l.mu.Lock()
 			if l.badN > 0 {
