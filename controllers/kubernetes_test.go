@@ -639,3 +639,63 @@ func TestEveryReplicaBuilds(t *testing.T) {
 		t.Errorf("the replica that is not elected handled %d statuses", n)
 	}
 }
+
+// laggingClient is a cache that has not seen the latest writes of one object: it serves the
+// copy in stale for key, and reads everything else from the API server.
+type laggingClient struct {
+	client.Client
+	key   client.ObjectKey
+	stale *authv1alpha1.Credential
+}
+
+func (c *laggingClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if cred, ok := obj.(*authv1alpha1.Credential); ok && key == c.key && c.stale != nil {
+		c.stale.DeepCopyInto(cred)
+		return nil
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+// TestStatusWriterReadsPastALaggingCache: a status that changes back before the cache has
+// seen the writer's last update of the object is still written. Judged by the cache, the
+// change back would look like no change, and the object would keep the status just written.
+func TestStatusWriterReadsPastALaggingCache(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	cred := credential(ns, "app", "keys") // no such Secret
+	create(t, cred)
+	// The package's replica writes SecretNotFound; nothing makes it write again.
+	wantCondition(t, cred, authv1alpha1.ConditionReady, metav1.ConditionFalse, authv1alpha1.ReasonSecretNotFound)
+	key := client.ObjectKeyFromObject(cred)
+	var seen authv1alpha1.Credential
+	if err := k8s.Get(ctx, key, &seen); err != nil {
+		t.Fatal(err)
+	}
+	notFound := *meta.FindStatusCondition(seen.Status.Conditions, authv1alpha1.ConditionReady)
+	status := func(c metav1.Condition) compile.ObjectStatus {
+		return compile.ObjectStatus{Key: compile.ObjectKey{Kind: compile.KindCredential, NamespacedName: key}, UID: seen.UID,
+			ObservedGeneration: seen.Generation, Conditions: []metav1.Condition{c}}
+	}
+	cache := &laggingClient{Client: k8s, key: key, stale: &seen} // it keeps showing SecretNotFound
+	w := controllers.NewStatusWriter(cache, k8s, controllers.NewPolicy(ctrl.Log.WithName("lagging")), ctrl.Log.WithName("lagging"))
+
+	for _, step := range []struct {
+		st     compile.ObjectStatus
+		result string
+	}{
+		{status(metav1.Condition{Type: authv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: authv1alpha1.ReasonValid, Message: "ready"}), "written"},
+		{status(notFound), "written"}, // back to exactly what the lagging cache shows
+	} {
+		result, err := w.Write(ctx, step.st)
+		if err != nil || result != step.result {
+			t.Fatalf("writing Ready=%s: %q, %v; want %q", step.st.Conditions[0].Status, result, err, step.result)
+		}
+		var got authv1alpha1.Credential
+		if err := k8s.Get(ctx, key, &got); err != nil {
+			t.Fatal(err)
+		}
+		if c := meta.FindStatusCondition(got.Status.Conditions, authv1alpha1.ConditionReady); c == nil || c.Status != step.st.Conditions[0].Status {
+			t.Fatalf("after writing Ready=%s the API server holds %+v", step.st.Conditions[0].Status, c)
+		}
+	}
+}

@@ -35,11 +35,29 @@ type StatusWriter struct {
 	active  bool
 	pending map[compile.ObjectKey]compile.ObjectStatus
 	wake    chan struct{}
+
+	// written is the resourceVersion of each object this writer updated in the last
+	// minute, until the cache shows it. The cache may not have seen a write yet when the
+	// object's status changes again: judged by it, a change back to what it still shows
+	// would look like no change, and the object would keep the status just written.
+	writtenMu sync.Mutex
+	written   map[compile.ObjectKey]writtenVersion
+	pruned    time.Time
 }
+
+type writtenVersion struct {
+	rv string
+	at time.Time
+}
+
+// cacheTrustLag is how long after its own write the writer reads an object past the cache
+// when the cache does not show that write: far longer than a watch event takes.
+const cacheTrustLag = time.Minute
 
 // NewStatusWriter returns a writer fed by policy's builds.
 func NewStatusWriter(c client.Client, reader client.Reader, policy *Policy, log logr.Logger) *StatusWriter {
-	w := &StatusWriter{client: c, reader: reader, policy: policy, log: log, pending: map[compile.ObjectKey]compile.ObjectStatus{}, wake: make(chan struct{}, 1)}
+	w := &StatusWriter{client: c, reader: reader, policy: policy, log: log, pending: map[compile.ObjectKey]compile.ObjectStatus{},
+		wake: make(chan struct{}, 1), written: map[compile.ObjectKey]writtenVersion{}}
 	policy.OnBuild(func(_ *compile.Snapshot, changed []compile.ObjectStatus) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -107,6 +125,7 @@ func (w *StatusWriter) Start(ctx context.Context) error {
 const statusWorkers = 8
 
 func (w *StatusWriter) writeBatch(ctx context.Context, batch map[compile.ObjectKey]compile.ObjectStatus) {
+	w.pruneWritten(time.Now())
 	work := make(chan compile.ObjectStatus)
 	var wg sync.WaitGroup
 	for range min(statusWorkers, len(batch)) {
@@ -153,20 +172,30 @@ func newObject(k compile.Kind) client.Object {
 // write puts st on its object; it returns "written", "unchanged", "gone" or "error".
 func (w *StatusWriter) write(ctx context.Context, st compile.ObjectStatus) (string, error) {
 	result := "unchanged"
-	var reader client.Reader = w.client
+	fromCache := true
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		obj := newObject(st.Key.Kind)
 		if obj == nil {
 			return fmt.Errorf("no status for %s", st.Key)
 		}
-		if err := reader.Get(ctx, st.Key.NamespacedName, obj); err != nil {
+		var err error
+		if fromCache {
+			err = w.client.Get(ctx, st.Key.NamespacedName, obj)
+			if err == nil && !w.cacheShowsWrite(st.Key, obj.GetResourceVersion(), time.Now()) {
+				obj = newObject(st.Key.Kind) // the cache is behind this writer: read past it
+				err = w.reader.Get(ctx, st.Key.NamespacedName, obj)
+			}
+		} else {
+			err = w.reader.Get(ctx, st.Key.NamespacedName, obj)
+		}
+		if err != nil {
 			if apierrors.IsNotFound(err) {
 				result = "gone"
 				return nil
 			}
 			return err
 		}
-		reader = w.reader // a conflict means the cache was behind
+		fromCache = false // a conflict means the cache was behind
 		if obj.GetUID() != st.UID {
 			result = "gone" // deleted and created again: a later build covers the new one
 			return nil
@@ -176,12 +205,56 @@ func (w *StatusWriter) write(ctx context.Context, st compile.ObjectStatus) (stri
 			return nil
 		}
 		result = "written"
-		return w.client.Status().Update(ctx, obj)
+		if err := w.client.Status().Update(ctx, obj); err != nil {
+			return err
+		}
+		w.recordWrite(st.Key, obj.GetResourceVersion(), time.Now())
+		return nil
 	})
 	if err != nil {
 		return "error", err
 	}
 	return result, nil
+}
+
+// recordWrite notes the resourceVersion an update of the object under key returned.
+func (w *StatusWriter) recordWrite(key compile.ObjectKey, rv string, now time.Time) {
+	w.writtenMu.Lock()
+	defer w.writtenMu.Unlock()
+	w.written[key] = writtenVersion{rv: rv, at: now}
+}
+
+// cacheShowsWrite reports whether a cached object of resourceVersion rv may be trusted: the
+// writer did not update it in the last minute, or the cache shows that update.
+func (w *StatusWriter) cacheShowsWrite(key compile.ObjectKey, rv string, now time.Time) bool {
+	w.writtenMu.Lock()
+	defer w.writtenMu.Unlock()
+	e, ok := w.written[key]
+	switch {
+	case !ok:
+		return true
+	case e.rv == rv || now.Sub(e.at) > cacheTrustLag:
+		delete(w.written, key)
+		return true
+	}
+	return false
+}
+
+// pruneWritten forgets the writes older than cacheTrustLag, at most once a minute, so that
+// the objects written once and never again (a cold start writes them all) are not
+// remembered for ever.
+func (w *StatusWriter) pruneWritten(now time.Time) {
+	w.writtenMu.Lock()
+	defer w.writtenMu.Unlock()
+	if now.Sub(w.pruned) < cacheTrustLag {
+		return
+	}
+	w.pruned = now
+	for k, e := range w.written {
+		if now.Sub(e.at) > cacheTrustLag {
+			delete(w.written, k)
+		}
+	}
 }
 
 // applyStatus puts st on obj; it reports whether anything changed. Conditions keep their
