@@ -91,7 +91,7 @@ type secretStore struct {
 	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
 }
 
-func (s *secretStore) changed(changed bool) {
+func (s *secretStore) enqueueIf(changed bool) {
 	if changed {
 		s.queue.Add(policyKey)
 	}
@@ -106,7 +106,7 @@ func (s *secretStore) Update(obj any) error {
 	if !ok {
 		return fmt.Errorf("credential Secrets: got %T, want *v1.Secret", obj)
 	}
-	s.changed(s.src.policy.Set(sec))
+	s.enqueueIf(s.src.policy.Set(sec))
 	return nil
 }
 
@@ -118,7 +118,7 @@ func (s *secretStore) Delete(obj any) error {
 	if !ok {
 		return fmt.Errorf("credential Secrets: got %T, want *v1.Secret", obj)
 	}
-	s.changed(s.src.policy.Delete(sec))
+	s.enqueueIf(s.src.policy.Delete(sec))
 	return nil
 }
 
@@ -133,7 +133,7 @@ func (s *secretStore) Replace(items []any, _ string) error {
 		}
 		objs = append(objs, sec)
 	}
-	s.changed(s.src.policy.ReplaceKind(compile.KindSecret, objs))
+	s.enqueueIf(s.src.policy.ReplaceKind(compile.KindSecret, objs))
 	s.src.syncedOnce.Do(func() { close(s.src.synced) })
 	return nil
 }
