@@ -102,9 +102,9 @@ func (s *secretStore) Add(obj any) error { return s.Update(obj) }
 func (s *secretStore) Resync() error { return nil }
 
 func (s *secretStore) Update(obj any) error {
-	sec, ok := obj.(*corev1.Secret)
-	if !ok {
-		return fmt.Errorf("credential Secrets: got %T, want *v1.Secret", obj)
+	sec, err := asSecret(obj)
+	if err != nil {
+		return err
 	}
 	s.enqueueIf(s.src.policy.Set(sec))
 	return nil
@@ -114,12 +114,19 @@ func (s *secretStore) Delete(obj any) error {
 	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	sec, ok := obj.(*corev1.Secret)
-	if !ok {
-		return fmt.Errorf("credential Secrets: got %T, want *v1.Secret", obj)
+	sec, err := asSecret(obj)
+	if err != nil {
+		return err
 	}
 	s.enqueueIf(s.src.policy.Delete(sec))
 	return nil
+}
+
+func asSecret(obj any) (*corev1.Secret, error) {
+	if sec, ok := obj.(*corev1.Secret); ok {
+		return sec, nil
+	}
+	return nil, fmt.Errorf("credential Secrets: got %T, want *v1.Secret", obj)
 }
 
 // Replace makes the policy's Secrets those of a complete list: after a first list, or a
@@ -127,9 +134,9 @@ func (s *secretStore) Delete(obj any) error {
 func (s *secretStore) Replace(items []any, _ string) error {
 	objs := make([]client.Object, 0, len(items))
 	for _, it := range items {
-		sec, ok := it.(*corev1.Secret)
-		if !ok {
-			return fmt.Errorf("credential Secrets: got %T, want *v1.Secret", it)
+		sec, err := asSecret(it)
+		if err != nil {
+			return err
 		}
 		objs = append(objs, sec)
 	}

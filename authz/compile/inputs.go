@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -186,25 +187,27 @@ func (in *Inputs) Len() int {
 // Keys returns the key of every object in the set (in no particular order).
 func (in *Inputs) Keys() []ObjectKey {
 	out := make([]ObjectKey, 0, in.Len())
-	out = appendKeys(out, KindCredential, in.credentials)
-	out = appendKeys(out, KindCustomAuthorizer, in.authorizers)
-	out = appendKeys(out, KindAPIBinding, in.bindings)
-	return appendKeys(out, KindSecret, in.secrets)
+	for _, kind := range []Kind{KindCredential, KindCustomAuthorizer, KindAPIBinding, KindSecret} {
+		out = in.appendKeysOf(out, kind)
+	}
+	return out
 }
 
 // KeysOf returns the key of every object of one kind in the set (in no particular order).
-func (in *Inputs) KeysOf(kind Kind) []ObjectKey {
+func (in *Inputs) KeysOf(kind Kind) []ObjectKey { return in.appendKeysOf(nil, kind) }
+
+func (in *Inputs) appendKeysOf(out []ObjectKey, kind Kind) []ObjectKey {
 	switch kind {
 	case KindCredential:
-		return appendKeys(make([]ObjectKey, 0, in.credentials.n), kind, in.credentials)
+		return appendKeys(out, kind, in.credentials)
 	case KindCustomAuthorizer:
-		return appendKeys(make([]ObjectKey, 0, in.authorizers.n), kind, in.authorizers)
+		return appendKeys(out, kind, in.authorizers)
 	case KindAPIBinding:
-		return appendKeys(make([]ObjectKey, 0, in.bindings.n), kind, in.bindings)
+		return appendKeys(out, kind, in.bindings)
 	case KindSecret:
-		return appendKeys(make([]ObjectKey, 0, in.secrets.n), kind, in.secrets)
+		return appendKeys(out, kind, in.secrets)
 	}
-	return nil
+	return out
 }
 
 // Has reports whether the set holds the object under key.
@@ -456,6 +459,7 @@ func (m *nsMap[T]) all(f func(k types.NamespacedName, v T)) {
 }
 
 func appendKeys[T comparable](out []ObjectKey, kind Kind, m nsMap[T]) []ObjectKey {
+	out = slices.Grow(out, m.n)
 	m.all(func(k types.NamespacedName, _ T) { out = append(out, ObjectKey{kind, k}) })
 	return out
 }
