@@ -37,11 +37,20 @@ func RunFiles(ctx context.Context, dir string, debounce time.Duration, policy *P
 		}
 		expiries <- next
 	}
-	src := &FileSource{Dir: dir, Debounce: debounce, Log: log, Apply: func(objs []client.Object) {
-		policy.Replace(DropUnlabelledSecrets(objs, log))
-		note(policy.Rebuild(true))
-		fileLoads.WithLabelValues("ok").Inc()
-	}, Rejected: func(error) { fileLoads.WithLabelValues("error").Inc() }}
+	src := &FileSource[compile.Prepared]{Dir: dir, Debounce: debounce, Log: log,
+		Convert: func(obj client.Object) (compile.Prepared, bool) {
+			if dropUnlabelledSecret(obj, log) {
+				return compile.Prepared{}, false
+			}
+			return policy.Prepare(obj)
+		},
+		Apply: func(objs []compile.Prepared) {
+			policy.ReplacePrepared(objs)
+			note(policy.Rebuild(true))
+			fileLoads.WithLabelValues("ok").Inc()
+		},
+		Rejected: func(error) { fileLoads.WithLabelValues("error").Inc() },
+	}
 	go func() {
 		var timer <-chan time.Time
 		for {
@@ -70,11 +79,20 @@ func RunFiles(ctx context.Context, dir string, debounce time.Duration, policy *P
 func DropUnlabelledSecrets(objs []client.Object, log logr.Logger) []client.Object {
 	out := make([]client.Object, 0, len(objs))
 	for _, o := range objs {
-		if s, ok := o.(*corev1.Secret); ok && s.Labels[authv1alpha1.CredentialSecretLabel] != "true" {
-			log.Info("Ignoring a Secret without the label "+authv1alpha1.CredentialSecretLabel+`: "true", as a cluster would`, "secret", s.Namespace+"/"+s.Name)
-			continue
+		if !dropUnlabelledSecret(o, log) {
+			out = append(out, o)
 		}
-		out = append(out, o)
 	}
 	return out
+}
+
+// dropUnlabelledSecret reports whether obj is a Secret DropUnlabelledSecrets drops, and
+// logs it if so.
+func dropUnlabelledSecret(obj client.Object, log logr.Logger) bool {
+	s, ok := obj.(*corev1.Secret)
+	if !ok || s.Labels[authv1alpha1.CredentialSecretLabel] == "true" {
+		return false
+	}
+	log.Info("Ignoring a Secret without the label "+authv1alpha1.CredentialSecretLabel+`: "true", as a cluster would`, "secret", s.Namespace+"/"+s.Name)
+	return true
 }

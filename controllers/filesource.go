@@ -131,13 +131,13 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // On any problem LoadDir returns no objects and an error joining one *LoadError per
 // problem, each naming its file and line.
 func LoadDir(dir string) ([]client.Object, error) {
-	loaded, err := loadDir(dir)
+	var objs []client.Object
+	err := loadDir(dir, func(docs int) { objs = make([]client.Object, 0, docs) }, func(i int, o *fileObject) {
+		o.setGeneration(int64(i), 1)
+		objs = append(objs, o.obj)
+	})
 	if err != nil {
 		return nil, err
-	}
-	objs := make([]client.Object, len(loaded))
-	for i, o := range loaded {
-		objs[i] = o.obj
 	}
 	return objs, nil
 }
@@ -163,10 +163,18 @@ func (o *fileObject) setGeneration(index, gen int64) {
 	o.obj.SetResourceVersion(hex.EncodeToString(sum[:8]))
 }
 
-func loadDir(dir string) ([]fileObject, error) {
+// loadDir reads the policy directory dir as LoadDir describes, and hands each object to
+// keep with its place in load order, filled in but for its generation and resourceVersion
+// (see fileObject.setGeneration), as soon as the objects before it are known. keep may
+// convert the object and drop it: the decoded objects of a large directory are then never
+// all held at once. keep is called one object at a time, from the decoding goroutines, and no
+// more once a problem is found; when loadDir returns an error, all that keep was given must
+// be discarded. Before the first call of keep, reserve (if not nil) is told how many
+// documents the directory has: as many objects as will be kept, or more, but for Lists.
+func loadDir(dir string, reserve func(docs int), keep func(i int, o *fileObject)) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("read policy directory: %w", err)
+		return fmt.Errorf("read policy directory: %w", err)
 	}
 	var files []manifestFile
 	var errs []*LoadError
@@ -202,27 +210,23 @@ func loadDir(dir string) ([]fileObject, error) {
 		})
 	}
 	wg.Wait()
-	objs, loadErrs := loadDocuments(files)
-	if errs = append(errs, loadErrs...); len(errs) > 0 {
+	if len(errs) > 0 {
+		keep = nil
+	} else if reserve != nil {
+		docs := 0
+		for _, f := range files {
+			docs += len(f.docs)
+		}
+		reserve(docs)
+	}
+	if errs = append(errs, loadDocuments(files, keep)...); len(errs) > 0 {
 		joined := make([]error, len(errs))
 		for i, e := range errs {
 			joined[i] = e
 		}
-		return nil, errors.Join(joined...)
+		return errors.Join(joined...)
 	}
-	shareMaps(objs)
-	workers := runtime.GOMAXPROCS(0)
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(objs); i += workers {
-				o := &objs[i]
-				o.obj.SetCreationTimestamp(metav1.NewTime(fileEpoch.Add(time.Duration(i) * time.Second)))
-				o.setGeneration(int64(i), 1)
-			}
-		})
-	}
-	wg.Wait()
-	return objs, nil
+	return nil
 }
 
 // manifestFile is one file of a policy directory, split into its documents.
@@ -233,49 +237,46 @@ type manifestFile struct {
 }
 
 // loadDocuments decodes every document of the files, on all CPUs (YAML decoding is most of
-// the time a large directory takes to load), then puts the objects in load order, refusing
-// duplicates, and each file's problems top to bottom.
-func loadDocuments(files []manifestFile) ([]fileObject, []*LoadError) {
+// the time a large directory takes to load), and finishes the objects in load order as the
+// runs of documents before them are decoded: it refuses duplicates, sets each object's
+// creationTimestamp, makes equal maps shared, and hands it to keep (see loadDir; nil keeps
+// nothing). It returns each file's problems top to bottom.
+func loadDocuments(files []manifestFile, keep func(i int, o *fileObject)) []*LoadError {
 	// Workers take runs of documents (never across files), each run with its own loader,
 	// so that the results come back in order without a loader per document.
 	const run = 64
 	type job struct {
-		file string
-		docs []document
-		out  loader
+		file    string
+		docs    []document
+		out     loader
+		last    *manifestFile // the file whose last documents these are
+		decoded bool          // under mu
 	}
 	var jobs []job
 	n := 0
-	for _, f := range files {
+	for i := range files {
+		f := &files[i]
 		n += len(f.docs)
 		for i := 0; i < len(f.docs); i += run {
 			jobs = append(jobs, job{file: f.path, docs: f.docs[i:min(i+run, len(f.docs))]})
 		}
+		if len(f.docs) > 0 {
+			jobs[len(jobs)-1].last = f
+		}
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(jobs), 1)) {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
-				j := &jobs[i]
-				j.out.objs = make([]loaded, 0, len(j.docs))
-				for _, d := range j.docs {
-					j.out.loadDocument(j.file, d)
-				}
-				j.out.maps, j.out.json = nil, nil
-			}
-		})
-	}
-	wg.Wait()
 
-	objs := make([]fileObject, 0, n)
-	var errs []*LoadError
-	// The UID hashes group, kind, namespace and name: the identity the API server knows an
-	// object by.
-	seen := make(map[[16]byte]place, n)
-	fileStart, file := 0, ""
-	for i := range jobs {
-		j := &jobs[i]
+	// The finishing state, used by one goroutine at a time: the one that set finishing.
+	var (
+		errs      []*LoadError
+		fileStart int    // where the current file's problems start in errs
+		file      string // the current file
+		index     int    // the next object's place in load order
+		shared    sharedMetadata
+		// The UID hashes group, kind, namespace and name: the identity the API server knows
+		// an object by.
+		seen = make(map[[16]byte]place, n)
+	)
+	finish := func(j *job) {
 		if j.file != file {
 			slices.SortStableFunc(errs[fileStart:], func(a, b *LoadError) int { return cmp.Compare(a.Line, b.Line) })
 			fileStart, file = len(errs), j.file
@@ -289,11 +290,59 @@ func loadDocuments(files []manifestFile) ([]fileObject, []*LoadError) {
 				continue
 			}
 			seen[o.uid] = o.at
-			objs = append(objs, o.fileObject)
+			if keep != nil && len(errs) == 0 {
+				o.obj.SetCreationTimestamp(metav1.NewTime(fileEpoch.Add(time.Duration(index) * time.Second)))
+				shared.share(o.obj)
+				keep(index, &o.fileObject)
+			}
+			index++
+		}
+		// What keep did not keep is garbage now, and so is a file once its last documents
+		// are finished: a large directory's files need not all be held until the end.
+		j.out, j.docs = loader{}, nil
+		if j.last != nil {
+			j.last.data, j.last.docs = nil, nil
 		}
 	}
+
+	var (
+		mu        sync.Mutex
+		next      int  // the first job not finished
+		finishing bool // a goroutine is finishing jobs
+		claim     atomic.Int64
+		wg        sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0), max(len(jobs), 1)) {
+		wg.Go(func() {
+			for i := int(claim.Add(1) - 1); i < len(jobs); i = int(claim.Add(1) - 1) {
+				j := &jobs[i]
+				j.out.objs = make([]loaded, 0, len(j.docs))
+				for _, d := range j.docs {
+					j.out.loadDocument(j.file, d)
+				}
+				j.out.maps, j.out.json = nil, nil
+
+				// Finish every decoded job from next on, unless another goroutine is at it:
+				// it will find this one decoded when it gets there.
+				mu.Lock()
+				j.decoded = true
+				if !finishing {
+					finishing = true
+					for next < len(jobs) && jobs[next].decoded {
+						mu.Unlock()
+						finish(&jobs[next])
+						mu.Lock()
+						next++
+					}
+					finishing = false
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
 	slices.SortStableFunc(errs[fileStart:], func(a, b *LoadError) int { return cmp.Compare(a.Line, b.Line) })
-	return objs, errs
+	return errs
 }
 
 // isManifestName reports whether LoadDir reads a file of this name: a YAML or JSON file that
@@ -921,16 +970,6 @@ func prepare(obj client.Object, gvk schema.GroupVersionKind) {
 	}
 }
 
-// shareMaps makes the objects share equal labels, spec.metadata and namespaces (see
-// sharedMetadata). The decoder already shares what one worker decoded; this shares across
-// workers.
-func shareMaps(objs []fileObject) {
-	var s sharedMetadata
-	for _, o := range objs {
-		s.share(o.obj)
-	}
-}
-
 // stableUID derives an object's UID from its group, kind, namespace and name.
 func stableUID(obj client.Object) [16]byte {
 	gk := obj.GetObjectKind().GroupVersionKind().GroupKind()
@@ -1055,7 +1094,11 @@ const (
 // The directory itself is watched, not its files, so editors that save by renaming, sed -i
 // and the "..data" symlink swaps of ConfigMap volumes are all seen. If the directory is
 // removed, the last good policy stays and the directory is watched again once it is back.
-type FileSource struct {
+//
+// Each object is handed to Convert as soon as it is decoded and filled in, and Apply gets
+// what Convert returned: a Convert that keeps less than the object (compile.Prepare) keeps a
+// load of a large directory from holding every decoded object at once.
+type FileSource[T any] struct {
 	// Dir is the directory to load and watch.
 	Dir string
 	// Debounce is how quiet the directory must be before a reload, so a burst of events
@@ -1063,11 +1106,17 @@ type FileSource struct {
 	Debounce time.Duration
 	// Log receives one line per reload, and the reason whenever the last good policy is kept.
 	Log logr.Logger
-	// Apply receives the objects of every successful load, in LoadDir order, with each
-	// generation bumped when the object's content other than metadata changed since the
-	// previous load (but a Secret's, which stays 1). It is called from Start's goroutine,
-	// one call at a time; the objects are the receiver's to keep, read-only (see LoadDir).
-	Apply func(objs []client.Object)
+	// Convert receives each object of a load, in LoadDir order, filled in as LoadDir
+	// describes, with its generation bumped when its content other than metadata changed
+	// since the previous load (but a Secret's, which stays 1); the object is Convert's to
+	// keep, read-only. It returns what Apply receives for the object, or false to leave the
+	// object out. It is called from Start's goroutine or the goroutines decoding the load,
+	// one call at a time, and only while the load has no problem: when it fails, nothing
+	// Convert returned is applied.
+	Convert func(obj client.Object) (T, bool)
+	// Apply receives what Convert returned for the objects of every successful load, in
+	// LoadDir order. It is called from Start's goroutine, one call at a time.
+	Apply func(objs []T)
 	// Rejected, if set, is called with the error of every load that fails (the first one,
 	// which Start returns, and every later one, which keeps the last good policy).
 	Rejected func(err error)
@@ -1078,7 +1127,7 @@ type FileSource struct {
 	generations map[[16]byte]generation
 }
 
-// generation is what bumpGenerations knows of an object: 16 bytes and no pointer, as there
+// generation is what the file source knows of an object: 16 bytes and no pointer, as there
 // is one for every object ever loaded.
 type generation struct {
 	gen int64
@@ -1091,9 +1140,9 @@ type generation struct {
 // Start loads the directory and calls Apply, then watches the directory until ctx is done,
 // when it returns nil. If the first load fails Start returns its error without calling
 // Apply. Start must be called once.
-func (s *FileSource) Start(ctx context.Context) error {
-	if s.Apply == nil {
-		return errors.New("file source: Apply is not set")
+func (s *FileSource[T]) Start(ctx context.Context) error {
+	if s.Apply == nil || s.Convert == nil {
+		return errors.New("file source: Apply or Convert is not set")
 	}
 	dir := filepath.Clean(s.Dir)
 	debounce := s.Debounce
@@ -1189,57 +1238,72 @@ func (s *FileSource) Start(ctx context.Context) error {
 }
 
 // reload loads the directory and, if that succeeds, applies it.
-func (s *FileSource) reload(dir string) (err error) {
+func (s *FileSource[T]) reload(dir string) (err error) {
 	defer func() {
 		if err != nil && s.Rejected != nil {
 			s.Rejected(err)
 		}
 	}()
 	start := time.Now()
-	loaded, err := loadDir(dir)
+	var (
+		objs    []T
+		loaded  int
+		applied []appliedGeneration // recorded once the load is good
+	)
+	reserve := func(docs int) {
+		objs = make([]T, 0, docs)
+		if s.generations == nil {
+			applied = make([]appliedGeneration, 0, docs)
+		}
+	}
+	err = loadDir(dir, reserve, func(i int, o *fileObject) {
+		loaded++
+		gen := int64(1)
+		// A Secret keeps generation 1: nothing reads it (its resourceVersion still changes
+		// with its data), and half the objects of a large policy are Secrets, 5 MB of records
+		// for 100,000 of them.
+		if _, secret := o.obj.(*corev1.Secret); !secret {
+			g, changed := s.nextGeneration(o)
+			if changed {
+				applied = append(applied, appliedGeneration{o.uid, g})
+			}
+			gen = g.gen
+		}
+		o.setGeneration(int64(i), gen)
+		if t, ok := s.Convert(o.obj); ok {
+			objs = append(objs, t)
+		}
+	})
 	if err != nil {
 		return err
 	}
-	s.bumpGenerations(loaded)
-	objs := make([]client.Object, len(loaded))
-	for i, o := range loaded {
-		objs[i] = o.obj
+	if s.generations == nil {
+		s.generations = make(map[[16]byte]generation, len(applied))
 	}
-	s.Log.Info("Loaded policy directory", "dir", dir, "objects", len(objs), "took", time.Since(start).Round(time.Millisecond))
+	for _, a := range applied {
+		s.generations[a.uid] = a.generation
+	}
+	s.Log.Info("Loaded policy directory", "dir", dir, "objects", loaded, "took", time.Since(start).Round(time.Millisecond))
 	s.Apply(objs)
 	return nil
 }
 
-// bumpGenerations gives each object the generation the API server would have: one more
-// than last time when anything but metadata changed. A Secret keeps generation 1: nothing
-// reads it (its resourceVersion still changes with its data), and half the objects of a
-// large policy are Secrets, 5 MB of records for 100,000 of them.
-func (s *FileSource) bumpGenerations(objs []fileObject) {
-	if len(s.generations) == 0 {
-		n := 0
-		for i := range objs {
-			if _, ok := objs[i].obj.(*corev1.Secret); !ok {
-				n++
-			}
-		}
-		s.generations = make(map[[16]byte]generation, n)
+// appliedGeneration is the generation an object of a load gets.
+type appliedGeneration struct {
+	uid [16]byte
+	generation
+}
+
+// nextGeneration is the generation the API server would give o: one more than last time
+// when anything but metadata changed. changed is false when it is what the source knows.
+func (s *FileSource[T]) nextGeneration(o *fileObject) (g generation, changed bool) {
+	spec := binary.LittleEndian.Uint64(o.spec[:8])
+	g, ok := s.generations[o.uid]
+	switch {
+	case !ok:
+		return generation{gen: 1, spec: spec}, true
+	case g.spec != spec:
+		return generation{gen: g.gen + 1, spec: spec}, true
 	}
-	for i := range objs {
-		o := &objs[i]
-		if _, ok := o.obj.(*corev1.Secret); ok {
-			continue
-		}
-		spec := binary.LittleEndian.Uint64(o.spec[:8])
-		g, ok := s.generations[o.uid]
-		switch {
-		case !ok:
-			g = generation{gen: 1, spec: spec}
-		case g.spec != spec:
-			g = generation{gen: g.gen + 1, spec: spec}
-		}
-		s.generations[o.uid] = g
-		if g.gen != 1 {
-			o.setGeneration(int64(i), g.gen)
-		}
-	}
+	return g, false
 }

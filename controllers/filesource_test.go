@@ -449,6 +449,9 @@ spec:
     name: keys
 `
 
+// keepObject is a FileSource's Convert that applies the objects themselves.
+func keepObject(o client.Object) (client.Object, bool) { return o, true }
+
 // runningSource is a FileSource started on a directory, with what it applied and logged.
 type runningSource struct {
 	applied  chan []client.Object
@@ -460,8 +463,9 @@ type runningSource struct {
 func startSource(t *testing.T, dir string) *runningSource {
 	t.Helper()
 	r := &runningSource{applied: make(chan []client.Object, 100), logs: make(chan string, 100)}
-	src := &FileSource{
-		Dir: dir,
+	src := &FileSource[client.Object]{
+		Dir:     dir,
+		Convert: keepObject,
 		Log: funcr.New(func(prefix, args string) {
 			select {
 			case r.logs <- args:
@@ -793,7 +797,7 @@ func TestFileSourceFirstLoad(t *testing.T) {
 				writeFile(t, filepath.Join(dir, name), content)
 			}
 			applied, rejected := false, 0
-			src := &FileSource{Dir: dir, Apply: func([]client.Object) { applied = true }, Rejected: func(error) { rejected++ }}
+			src := &FileSource[client.Object]{Dir: dir, Convert: keepObject, Apply: func([]client.Object) { applied = true }, Rejected: func(error) { rejected++ }}
 			err := src.Start(context.Background())
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("Start = %v, want an error containing %q", err, tt.wantErr)

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
 	"github.com/portcullis-dev/portcullis/authz/compile"
 )
 
@@ -63,11 +62,16 @@ func (p *Policy) Set(obj client.Object) bool {
 }
 
 func (p *Policy) set(obj client.Object) bool {
-	if !p.in.Set(obj) {
+	pr, ok := compile.Prepare(obj)
+	return ok && p.setPrepared(pr)
+}
+
+func (p *Policy) setPrepared(pr compile.Prepared) bool {
+	if !p.in.SetPrepared(pr) {
 		return false
 	}
-	if c, ok := obj.(*authv1alpha1.Credential); ok && c.Spec.ExpiresAt != nil {
-		heap.Push(&p.expiries, expiry{at: c.Spec.ExpiresAt.Time, key: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}})
+	if at, ok := pr.ExpiresAt(); ok {
+		heap.Push(&p.expiries, expiry{at: at, key: pr.Key().NamespacedName})
 	}
 	return true
 }
@@ -86,6 +90,20 @@ func (p *Policy) Delete(obj client.Object) bool {
 // Replace makes the set equal to objs: new and changed objects are set, missing ones
 // deleted. It reports whether anything changed.
 func (p *Policy) Replace(objs []client.Object) bool {
+	return p.ReplacePrepared(prepareAll(objs))
+}
+
+// Prepare prepares obj for ReplacePrepared (see compile.Inputs.PrepareNew): of an object the
+// policy holds unchanged, only its name is kept. It may be called from any goroutine.
+func (p *Policy) Prepare(obj client.Object) (compile.Prepared, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.in.PrepareNew(obj)
+}
+
+// ReplacePrepared is Replace for objects prepared by Prepare or compile.Prepare; the objects
+// Prepare found unchanged must not have been changed or deleted since.
+func (p *Policy) ReplacePrepared(objs []compile.Prepared) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.replace(objs, p.in.Keys())
@@ -94,29 +112,46 @@ func (p *Policy) Replace(objs []client.Object) bool {
 // ReplaceKind makes the objects of one kind equal to objs, which are all of that kind, as
 // Replace does for the whole set: for a source that lists each kind on its own.
 func (p *Policy) ReplaceKind(kind compile.Kind, objs []client.Object) bool {
+	prepared := prepareAll(objs)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.replace(objs, p.in.KeysOf(kind))
+	return p.replace(prepared, p.in.KeysOf(kind))
+}
+
+// prepareAll prepares the objects of a supported type, before the caller takes p.mu.
+func prepareAll(objs []client.Object) []compile.Prepared {
+	out := make([]compile.Prepared, 0, len(objs))
+	for _, o := range objs {
+		if pr, ok := compile.Prepare(o); ok {
+			out = append(out, pr)
+		}
+	}
+	return out
 }
 
 // replace sets objs and deletes the keys of had that objs does not hold; p.mu is held.
-func (p *Policy) replace(objs []client.Object, had []compile.ObjectKey) bool {
+func (p *Policy) replace(objs []compile.Prepared, had []compile.ObjectKey) bool {
+	keys := func(yield func(compile.ObjectKey) bool) {
+		for _, o := range objs {
+			if !yield(o.Key()) {
+				return
+			}
+		}
+	}
 	if len(had) == 0 {
 		// A first load has nothing to delete, and room to make.
-		p.in.Reserve(objs)
+		p.in.Reserve(keys)
 	}
 	changed := false
 	for _, o := range objs {
-		changed = p.set(o) || changed
+		changed = p.setPrepared(o) || changed
 	}
 	if len(had) == 0 {
 		return changed
 	}
 	keep := make(map[compile.ObjectKey]struct{}, len(objs))
-	for _, o := range objs {
-		if k, ok := compile.KeyOf(o); ok {
-			keep[k] = struct{}{}
-		}
+	for k := range keys {
+		keep[k] = struct{}{}
 	}
 	for _, k := range had {
 		if _, ok := keep[k]; !ok {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"iter"
 	"slices"
 	"time"
 
@@ -97,25 +98,101 @@ func KeyOf(obj client.Object) (key ObjectKey, ok bool) {
 // with the same UID and resourceVersion is ignored. It reports whether the set changed.
 func (in *Inputs) Set(obj client.Object) bool {
 	key, ok := KeyOf(obj)
+	if !ok || in.unchanged(key, versionOf(obj)) {
+		return false
+	}
+	p, _ := Prepare(obj)
+	in.put(p)
+	return true
+}
+
+// Prepared is an object in the form Inputs keeps it (see Set), made by Prepare. Preparing is
+// the part of Set that reads the object, and may run on any goroutine: a source that decodes
+// a whole directory prepares each object as it is decoded, and so never holds all the decoded
+// objects at once (a Credential or a Secret is several times larger decoded than prepared).
+type Prepared struct {
+	key     ObjectKey
+	version version
+	obj     any // *credInput, *secretData, *CustomAuthorizer or *APIBinding
+}
+
+// Prepare returns obj in the form Set keeps it; ok is false for an unsupported type. The
+// object is kept as Set keeps it: the caller must not change it afterwards.
+func Prepare(obj client.Object) (p Prepared, ok bool) {
+	key, ok := KeyOf(obj)
 	if !ok {
-		return false
+		return Prepared{}, false
 	}
-	if v, ok := in.version(key); ok && v != (version{}) && v == versionOf(obj) {
-		return false
-	}
-	nn := key.NamespacedName
+	p = Prepared{key: key, version: versionOf(obj)}
 	switch o := obj.(type) {
 	case *authv1alpha1.Credential:
-		in.credentials.set(nn, newCredInput(o))
+		p.obj = newCredInput(o)
+	case *authv1alpha1.CustomAuthorizer:
+		p.obj = o
+	case *authv1alpha1.APIBinding:
+		p.obj = o
+	case *corev1.Secret:
+		p.obj = newSecretData(o)
+	}
+	return p, true
+}
+
+// PrepareNew is Prepare for a source about to replace the whole set (see SetPrepared): of an
+// object the set already holds at the same UID and resourceVersion, it keeps only the name
+// and version, which SetPrepared ignores and a replacement keeps.
+func (in *Inputs) PrepareNew(obj client.Object) (p Prepared, ok bool) {
+	key, ok := KeyOf(obj)
+	if !ok {
+		return Prepared{}, false
+	}
+	if v := versionOf(obj); in.unchanged(key, v) {
+		return Prepared{key: key, version: v}, true
+	}
+	return Prepare(obj)
+}
+
+// Key names the prepared object.
+func (p Prepared) Key() ObjectKey { return p.key }
+
+// ExpiresAt is a Credential's spec.expiresAt; ok is false for another kind, or a Credential
+// that does not expire.
+func (p Prepared) ExpiresAt() (t time.Time, ok bool) {
+	if c, isCred := p.obj.(*credInput); isCred && c.expires {
+		return c.expiresAt().time(), true
+	}
+	return time.Time{}, false
+}
+
+// SetPrepared adds or replaces a prepared object, as Set does the object it was prepared
+// from; it reports whether the set changed. Of an object PrepareNew found unchanged, it
+// changes nothing: the set must not have changed that object since.
+func (in *Inputs) SetPrepared(p Prepared) bool {
+	if p.obj == nil || in.unchanged(p.key, p.version) {
+		return false
+	}
+	in.put(p)
+	return true
+}
+
+// unchanged reports whether the set holds the object under key at version v.
+func (in *Inputs) unchanged(key ObjectKey, v version) bool {
+	have, ok := in.version(key)
+	return ok && have != (version{}) && have == v
+}
+
+func (in *Inputs) put(p Prepared) {
+	nn := p.key.NamespacedName
+	switch o := p.obj.(type) {
+	case *credInput:
+		in.credentials.set(nn, o)
 	case *authv1alpha1.CustomAuthorizer:
 		in.authorizers.set(nn, o)
 	case *authv1alpha1.APIBinding:
 		in.bindings.set(nn, o)
-	case *corev1.Secret:
-		in.secrets.set(nn, newSecretData(o))
+	case *secretData:
+		in.secrets.set(nn, o)
 	}
-	in.Touch(key)
-	return true
+	in.Touch(p.key)
 }
 
 // Delete removes an object; it reports whether the set changed.
@@ -138,18 +215,17 @@ func (in *Inputs) Delete(key ObjectKey) bool {
 	return true
 }
 
-// Reserve makes room for objs in a set that has none of their kind and namespace yet: a
-// first load of 100,000 objects then fills its maps without growing them step by step.
-func (in *Inputs) Reserve(objs []client.Object) {
+// Reserve makes room for the objects of keys in a set that has none of their kind and
+// namespace yet: a first load of 100,000 objects then fills its maps without growing them
+// step by step.
+func (in *Inputs) Reserve(keys iter.Seq[ObjectKey]) {
 	type kindNS struct {
 		kind Kind
 		ns   string
 	}
 	counts := map[kindNS]int{}
-	for _, o := range objs {
-		if k, ok := KeyOf(o); ok {
-			counts[kindNS{k.Kind, k.Namespace}]++
-		}
+	for k := range keys {
+		counts[kindNS{k.Kind, k.Namespace}]++
 	}
 	for k, n := range counts {
 		switch k.kind {

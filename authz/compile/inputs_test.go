@@ -205,3 +205,59 @@ func TestCredInput(t *testing.T) {
 		}
 	}
 }
+
+func TestPrepareNew(t *testing.T) {
+	expires := metav1.NewTime(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	cred := func(uid, rv string) *authv1alpha1.Credential {
+		return &authv1alpha1.Credential{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c", UID: types.UID(uid), ResourceVersion: rv},
+			Spec:       authv1alpha1.CredentialSpec{SecretRef: authv1alpha1.LocalObjectReference{Name: "s-" + rv}, ExpiresAt: &expires},
+		}
+	}
+	in := NewInputs()
+	in.Set(cred("u1", "1"))
+	steps := []struct {
+		name       string
+		obj        client.Object
+		wantSet    bool   // SetPrepared changes the set
+		wantSecret string // the credential's secret name afterwards
+	}{
+		{"unchanged: only the name is kept, and setting it changes nothing", cred("u1", "1"), false, "s-1"},
+		{"a new resourceVersion", cred("u1", "2"), true, "s-2"},
+		{"no resourceVersion is never unchanged", cred("u1", ""), true, "s-"},
+		{"a new object", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s-2", UID: "u9", ResourceVersion: "1"}}, true, "s-"},
+	}
+	for _, s := range steps {
+		p, ok := in.PrepareNew(s.obj)
+		if !ok {
+			t.Fatalf("%s: PrepareNew(%T) = _, false", s.name, s.obj)
+		}
+		if want, _ := KeyOf(s.obj); p.Key() != want {
+			t.Errorf("%s: Key() = %v, want %v", s.name, p.Key(), want)
+		}
+		if kept := p.obj != nil; kept != s.wantSet {
+			t.Errorf("%s: the prepared form holds the object: %v, want %v", s.name, kept, s.wantSet)
+		}
+		if got := in.SetPrepared(p); got != s.wantSet {
+			t.Errorf("%s: SetPrepared = %v, want %v", s.name, got, s.wantSet)
+		}
+		if got := in.credentials.get(types.NamespacedName{Namespace: "ns", Name: "c"}).secretName; got != s.wantSecret {
+			t.Errorf("%s: the credential names Secret %q, want %q", s.name, got, s.wantSecret)
+		}
+	}
+
+	p, _ := Prepare(cred("u1", "3"))
+	if at, ok := p.ExpiresAt(); !ok || !at.Equal(expires.Time) {
+		t.Errorf("ExpiresAt() = %v, %v; want %v, true", at, ok, expires.Time)
+	}
+	p, _ = Prepare(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"}})
+	if at, ok := p.ExpiresAt(); ok {
+		t.Errorf("a Secret's ExpiresAt() = %v, true; want false", at)
+	}
+	if _, ok := Prepare(&corev1.ConfigMap{}); ok {
+		t.Error("Prepare(ConfigMap) = _, true; want false")
+	}
+	if _, ok := in.PrepareNew(&corev1.ConfigMap{}); ok {
+		t.Error("PrepareNew(ConfigMap) = _, true; want false")
+	}
+}
