@@ -31,10 +31,10 @@ type state struct {
 	binds pmap[nn, *bindEntry]
 
 	// The reverse indexes hold names only: an object names objects of its own namespace.
-	secretCreds pmap[nn, refs] // Secret -> Credentials naming it
+	// Those of the Credentials (which name Secrets and are named by APIBindings), with an
+	// entry per credential, are kept by the inputs (see users.go).
 	secretAuthz pmap[nn, refs] // Secret -> CustomAuthorizers naming it
 	authzUsers  pmap[nn, refs] // CustomAuthorizer -> APIBindings naming it
-	credUsers   pmap[nn, refs] // Credential -> APIBindings naming it
 
 	// The claims on appKeys and AppCodes are in the snapshot's indexes (owned).
 }
@@ -144,10 +144,8 @@ func newState() *state {
 		creds:       newPmap[nn, *credEntry](hashNN),
 		authz:       newPmap[nn, *authzEntry](hashNN),
 		binds:       newPmap[nn, *bindEntry](hashNN),
-		secretCreds: newPmap[nn, refs](hashNN),
 		secretAuthz: newPmap[nn, refs](hashNN),
 		authzUsers:  newPmap[nn, refs](hashNN),
-		credUsers:   newPmap[nn, refs](hashNN),
 	}
 }
 
@@ -168,10 +166,8 @@ type builder struct {
 	creds       *pmapEdit[nn, *credEntry]
 	authz       *pmapEdit[nn, *authzEntry]
 	binds       *pmapEdit[nn, *bindEntry]
-	secretCreds *pmapEdit[nn, refs]
 	secretAuthz *pmapEdit[nn, refs]
 	authzUsers  *pmapEdit[nn, refs]
-	credUsers   *pmapEdit[nn, refs]
 
 	hosts     *pmapEdit[string, *HostTable]
 	wildcards *pmapEdit[string, *HostTable]
@@ -261,10 +257,8 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 		creds:       st.creds.edit(),
 		authz:       st.authz.edit(),
 		binds:       st.binds.edit(),
-		secretCreds: st.secretCreds.edit(),
 		secretAuthz: st.secretAuthz.edit(),
 		authzUsers:  st.authzUsers.edit(),
-		credUsers:   st.credUsers.edit(),
 		hosts:       prev.hosts.edit(),
 		wildcards:   prev.wildcards.edit(),
 		appKeys:     prev.appKeys.edit(),
@@ -281,16 +275,8 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 		b.full = true
 		nc := in.credentials.n
 		b.creds.presize(nc)
-		b.secretCreds.presize(nc)
 		b.appKeys.presize(nc)
 		b.binds.presize(in.bindings.n)
-		named := 0 // credentials named by bindings, an upper bound of credUsers' keys
-		in.bindings.all(func(_ nn, o *authv1alpha1.APIBinding) {
-			if o.Spec.App != nil {
-				named += len(o.Spec.App.Credentials)
-			}
-		})
-		b.credUsers.presize(named)
 	} else {
 		dirtyCreds, dirtyAuthz, dirtyBinds = set[nn]{}, set[nn]{}, set[nn]{}
 		for k := range changes {
@@ -302,8 +288,7 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 			case KindAPIBinding:
 				dirtyBinds.add(k.NamespacedName)
 			case KindSecret:
-				creds, _ := b.secretCreds.Get(k.NamespacedName)
-				for name := range creds.all() {
+				for name := range in.secretUsers.of(k.NamespacedName).all() {
 					dirtyCreds.add(nn{Namespace: k.Namespace, Name: name})
 				}
 				authz, _ := b.secretAuthz.Get(k.NamespacedName)
@@ -349,10 +334,8 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 			creds:       b.creds.freeze(),
 			authz:       b.authz.freeze(),
 			binds:       b.binds.freeze(),
-			secretCreds: b.secretCreds.freeze(),
 			secretAuthz: b.secretAuthz.freeze(),
 			authzUsers:  b.authzUsers.freeze(),
-			credUsers:   b.credUsers.freeze(),
 		},
 	}
 	return snap, out
@@ -476,19 +459,6 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 	visit := func(k nn) {
 		old, _ := b.creds.Get(k)
 		obj := b.in.credentials.get(k)
-		var oldRef, newRef nn
-		if old != nil {
-			oldRef = nn{Namespace: k.Namespace, Name: old.obj.secretName}
-		}
-		if obj != nil {
-			newRef = nn{Namespace: k.Namespace, Name: obj.secretName}
-		}
-		if old != nil && oldRef != newRef {
-			dropRef(b.secretCreds, oldRef, k.Name)
-		}
-		if obj != nil && oldRef != newRef {
-			addRef(b.secretCreds, newRef, k.Name, false)
-		}
 		if old != nil && old.cred != nil {
 			dropClaim(b.appKeys, old.cred.AppKey, k)
 			keys.add(old.cred.AppKey)
@@ -498,8 +468,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 			}
 		}
 		if (obj == nil) != (old == nil) {
-			users, _ := b.credUsers.Get(k)
-			for u := range users.all() {
+			for u := range b.in.credUsers.of(k).all() {
 				dirtyBinds.add(nn{Namespace: k.Namespace, Name: u})
 			}
 		}
@@ -507,7 +476,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 			b.creds.Delete(k)
 			return
 		}
-		c, ds, reason, msg := parseCredential(k, obj, b.in.secrets.get(newRef))
+		c, ds, reason, msg := parseCredential(k, obj, b.in.secrets.get(nn{Namespace: k.Namespace, Name: obj.secretName}))
 		e := new(newCredEntry(obj, c, ds, reason, msg))
 		if old != nil {
 			e.bound = old.bound
@@ -588,10 +557,6 @@ func (b *builder) credentialsFull() {
 			e := &entries[i]
 			if mine(b.creds.shard(k), w) {
 				b.creds.Set(k, e)
-			}
-			ref := nn{Namespace: k.Namespace, Name: e.obj.secretName}
-			if mine(b.secretCreds.shard(ref), w) {
-				addRef(b.secretCreds, ref, k.Name, true)
 			}
 			if e.cred == nil {
 				continue
@@ -901,24 +866,14 @@ func (b *builder) bindings(dirty set[nn], recount set[nn], full bool) {
 		if old != nil {
 			oldObj = old.obj
 		}
-		oa, oc := bindingRefs(oldObj)
-		na, nc := bindingRefs(obj)
+		oa, _ := bindingRefs(oldObj)
+		na, _ := bindingRefs(obj)
 		if oa != na {
 			if oa != "" {
 				dropRef(b.authzUsers, nn{Namespace: k.Namespace, Name: oa}, k.Name)
 			}
 			if na != "" {
 				addRef(b.authzUsers, nn{Namespace: k.Namespace, Name: na}, k.Name, b.full)
-			}
-		}
-		if !slices.Equal(oc, nc) {
-			for _, c := range oc {
-				if !slices.Contains(nc, c) {
-					dropRef(b.credUsers, nn{Namespace: k.Namespace, Name: c}, k.Name)
-				}
-			}
-			for _, c := range nc {
-				addRef(b.credUsers, nn{Namespace: k.Namespace, Name: c}, k.Name, b.full)
 			}
 		}
 		if oldObj != nil {

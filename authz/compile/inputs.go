@@ -64,6 +64,10 @@ type Inputs struct {
 	bindings    nsMap[*authv1alpha1.APIBinding]
 	secrets     nsMap[*secretData]
 
+	// The reverse indexes (see users.go): the Credentials naming each Secret, the
+	// APIBindings naming each Credential.
+	secretUsers, credUsers usersIndex
+
 	changed map[ObjectKey]struct{}
 	// Until the first build takes the changes, every object is new to it and it builds
 	// everything: changes are only counted (in unbuilt), not recorded one by one.
@@ -73,7 +77,20 @@ type Inputs struct {
 
 // NewInputs returns an empty set.
 func NewInputs() *Inputs {
-	return &Inputs{changed: map[ObjectKey]struct{}{}, fresh: true}
+	in := &Inputs{changed: map[ObjectKey]struct{}{}, fresh: true}
+	in.secretUsers.held = func(k nn) *refs {
+		if s := in.secrets.get(k); s != nil {
+			return &s.creds
+		}
+		return nil
+	}
+	in.credUsers.held = func(k nn) *refs {
+		if c := in.credentials.get(k); c != nil {
+			return &c.bindings
+		}
+		return nil
+	}
+	return in
 }
 
 // KeyOf returns the key of a supported object; ok is false for any other type.
@@ -184,12 +201,17 @@ func (in *Inputs) put(p Prepared) {
 	nn := p.key.NamespacedName
 	switch o := p.obj.(type) {
 	case *credInput:
+		in.putCredential(nn, in.credentials.get(nn), o)
 		in.credentials.set(nn, o)
 	case *authv1alpha1.CustomAuthorizer:
 		in.authorizers.set(nn, o)
 	case *authv1alpha1.APIBinding:
+		_, old := bindingRefs(in.bindings.get(nn))
+		_, now := bindingRefs(o)
+		in.renameBinding(nn, old, now)
 		in.bindings.set(nn, o)
 	case *secretData:
+		in.putSecret(nn, in.secrets.get(nn), o)
 		in.secrets.set(nn, o)
 	}
 	in.Touch(p.key)
@@ -203,12 +225,16 @@ func (in *Inputs) Delete(key ObjectKey) bool {
 	nn := key.NamespacedName
 	switch key.Kind {
 	case KindCredential:
+		in.deleteCredential(nn, in.credentials.get(nn))
 		in.credentials.delete(nn)
 	case KindCustomAuthorizer:
 		in.authorizers.delete(nn)
 	case KindAPIBinding:
+		_, creds := bindingRefs(in.bindings.get(nn))
+		in.renameBinding(nn, creds, nil)
 		in.bindings.delete(nn)
 	case KindSecret:
+		in.deleteSecret(nn, in.secrets.get(nn))
 		in.secrets.delete(nn)
 	}
 	in.Touch(key)
@@ -341,9 +367,9 @@ func versionOf(o metav1.Object) version {
 	return v
 }
 
-// credInput is what the compiler reads of a Credential, in 112 bytes. The object itself is
-// not kept: as a Kubernetes type it costs 384 bytes before its strings, and in file mode
-// nothing else holds it. Strings, labels and maps are shared with the object, never copied.
+// credInput is what the compiler reads of a Credential, in 112 bytes, and the names of the
+// bindings naming it (144 bytes in all). The object itself is not kept: as a Kubernetes type
+// it costs 384 bytes before its strings, and in file mode nothing else holds it. Strings, labels and maps are shared with the object, never copied.
 // Its namespace and name are its key (and a compiled credential's Ref).
 type credInput struct {
 	uid        types.UID
@@ -359,6 +385,8 @@ type credInput struct {
 	createdNsec, expiresNsec int32
 	expires                  bool
 	disabled                 bool
+	// bindings names the APIBindings naming it (see users.go).
+	bindings refs
 }
 
 func (c *credInput) created() instant   { return instant{c.createdSec, c.createdNsec} }
@@ -416,6 +444,8 @@ type secretData struct {
 	// data holds every item as uvarint(len(key)), key, uvarint(len(value)), value: one
 	// allocation per Secret. A compiled credential keeps a slice of it (its appSecret).
 	data []byte
+	// creds names the Credentials naming it (see users.go).
+	creds refs
 }
 
 func newSecretData(s *corev1.Secret) *secretData {
