@@ -25,13 +25,14 @@ import (
 // entry they could hold has expired.
 
 // cacheKey is sha256 over the authorizer's UID and Revision, the binding's UID, the
-// credential's UID ("" without one) and the identity values, each string length-prefixed.
+// credential's UID (compile.Credential.AppendUIDKey; a 0x01 byte without a credential) and
+// the identity values, each other string length-prefixed.
 // It allocates nothing: the input is built on the stack, or for long values (JWTs) in a
 // pooled buffer.
 func cacheKey(a *compile.Authorizer, b *compile.Binding, cr *compile.Credential, ids []string) [32]byte {
 	n := 1 + 4 + len(a.UID) + 8 + 4 + len(b.UID) + 4 + 4
 	if cr != nil {
-		n += len(cr.UID())
+		n += 1 + cr.UIDLen()
 	}
 	for _, v := range ids {
 		n += 4 + len(v)
@@ -49,14 +50,14 @@ func cacheKey(a *compile.Authorizer, b *compile.Binding, cr *compile.Credential,
 }
 
 func appendKey(k []byte, a *compile.Authorizer, b *compile.Binding, cr *compile.Credential, ids []string) []byte {
-	k = append(k, 1) // key format version
+	k = append(k, 2) // key format version
 	k = appendString(k, string(a.UID))
 	k = binary.BigEndian.AppendUint64(k, a.Revision)
 	k = appendString(k, string(b.UID))
 	if cr != nil {
-		k = appendString(k, string(cr.UID()))
+		k = cr.AppendUIDKey(k) // starts with 0x00 or 0xff
 	} else {
-		k = appendString(k, "")
+		k = append(k, 1)
 	}
 	k = binary.BigEndian.AppendUint32(k, uint32(len(ids)))
 	for _, v := range ids {

@@ -97,7 +97,7 @@ type bindEntry struct {
 func (e *credEntry) statusOf(k nn) ObjectStatus {
 	st := ObjectStatus{
 		Key:                ObjectKey{KindCredential, k},
-		UID:                e.obj.uid,
+		UID:                e.obj.uid.text(),
 		ObservedGeneration: e.obj.generation,
 		Conditions:         e.conds(),
 		BoundBindings:      e.bound,

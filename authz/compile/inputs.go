@@ -372,7 +372,7 @@ func versionOf(o metav1.Object) version {
 // it costs 384 bytes before its strings, and in file mode nothing else holds it. Strings, labels and maps are shared with the object, never copied.
 // Its namespace and name are its key (and a compiled credential's Ref).
 type credInput struct {
-	uid        types.UID
+	uid        objectUID
 	version    version
 	secretName string // spec.secretRef.name
 	labels     map[string]string
@@ -394,7 +394,7 @@ func (c *credInput) expiresAt() instant { return instant{c.expiresSec, c.expires
 
 func newCredInput(o *authv1alpha1.Credential) *credInput {
 	c := &credInput{
-		uid:        o.UID,
+		uid:        uidOf(o.UID),
 		version:    versionOf(o),
 		secretName: o.Spec.SecretRef.Name,
 		labels:     o.Labels,

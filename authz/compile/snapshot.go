@@ -70,10 +70,18 @@ func NewCredential(obj *authv1alpha1.Credential, appKey string, secret []byte) *
 }
 
 // Name, UID and Metadata are those of the Credential object; the map is shared: never
-// modify it.
+// modify it. UID allocates the text of a UUID (see AppendUIDKey).
 func (c *Credential) Name() string                { return c.key().Name }
-func (c *Credential) UID() types.UID              { return c.obj.uid }
+func (c *Credential) UID() types.UID              { return c.obj.uid.text() }
 func (c *Credential) Metadata() map[string]string { return c.obj.metadata }
+
+// AppendUIDKey appends the UID to b in a form for keys (UID allocates its text): 0xff and
+// the 16 bytes of a UUID, or 0x00, the length (4 bytes, big-endian) and the text of any other
+// UID. It is never longer than 5 + len(UID()).
+func (c *Credential) AppendUIDKey(b []byte) []byte { return c.obj.uid.appendKey(b) }
+
+// UIDLen is the length of UID().
+func (c *Credential) UIDLen() int { return c.obj.uid.textLen() }
 
 // Disabled is spec.disabled.
 func (c *Credential) Disabled() bool { return c.obj.disabled }

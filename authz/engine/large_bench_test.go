@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -28,6 +30,13 @@ const (
 	largeCredentials = 100_000
 )
 
+// uuidFor is a UUID in its canonical text form for an object, as the API server gives each.
+func uuidFor(key string) types.UID {
+	s := sha256.Sum256([]byte(key))
+	h := hex.EncodeToString(s[:16])
+	return types.UID(h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
+}
+
 func largeCode(c int) string { return fmt.Sprintf("APPCODE-%08d-%032d", c, c) }
 
 func largeWorld(b *testing.B, authzURL string) *compile.Snapshot {
@@ -35,7 +44,7 @@ func largeWorld(b *testing.B, authzURL string) *compile.Snapshot {
 	in := compile.NewInputs()
 	in.Now = now
 	meta := func(ns, name string) metav1.ObjectMeta {
-		return metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(ns + "/" + name), ResourceVersion: "1", Generation: 1,
+		return metav1.ObjectMeta{Namespace: ns, Name: name, UID: uuidFor(ns + "/" + name), ResourceVersion: "1", Generation: 1,
 			CreationTimestamp: metav1.NewTime(now.Add(-time.Hour)), Labels: map[string]string{"tier": "gold"}}
 	}
 	ns := func(i int) string { return fmt.Sprintf("team-%d", i) }
