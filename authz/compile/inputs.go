@@ -441,17 +441,38 @@ func (i instant) compare(j instant) int {
 // costs several hundred bytes even for three keys, and a slice per value adds up too.
 type secretData struct {
 	version version
-	// data holds every item as uvarint(len(key)), key, uvarint(len(value)), value: one
-	// allocation per Secret. A compiled credential keeps a slice of it (its appSecret).
+	// data holds every item as its key, uvarint(len(value)), value: one allocation per
+	// Secret. A key is uvarint(len(key)) and the key, but for an empty key and the keys of
+	// a credential Secret: a 0, then a 0 for the empty key (which the API server refuses),
+	// or 1 + the key's index in taggedKeys. A compiled credential keeps slices of it (its
+	// appKey and appSecret).
 	data []byte
 	// creds names the Credentials naming it (see users.go).
 	creds refs
 }
 
+// taggedKeys are written as a tag in secretData: 20 of the 115 bytes of the load test's
+// credential Secrets, which then fit a 96-byte allocation instead of 128.
+var taggedKeys = [...]string{SecretKeyAppKey, SecretKeyAppSecret, SecretKeyAppCodes}
+
+func tagOf(k string) int {
+	for i, t := range taggedKeys {
+		if k == t {
+			return i
+		}
+	}
+	return -1
+}
+
 func newSecretData(s *corev1.Secret) *secretData {
 	n := 0
 	for k, v := range s.Data {
-		n += uvarintLen(len(k)) + len(k) + uvarintLen(len(v)) + len(v)
+		if k == "" || tagOf(k) >= 0 {
+			n += 2
+		} else {
+			n += uvarintLen(len(k)) + len(k)
+		}
+		n += uvarintLen(len(v)) + len(v)
 	}
 	d := &secretData{version: versionOf(s)}
 	if n == 0 {
@@ -459,8 +480,12 @@ func newSecretData(s *corev1.Secret) *secretData {
 	}
 	d.data = make([]byte, 0, n)
 	for k, v := range s.Data {
-		d.data = binary.AppendUvarint(d.data, uint64(len(k)))
-		d.data = append(d.data, k...)
+		if t := tagOf(k); k == "" || t >= 0 {
+			d.data = append(d.data, 0, byte(t+1))
+		} else {
+			d.data = binary.AppendUvarint(d.data, uint64(len(k)))
+			d.data = append(d.data, k...)
+		}
 		d.data = binary.AppendUvarint(d.data, uint64(len(v)))
 		d.data = append(d.data, v...)
 	}
@@ -476,9 +501,21 @@ func uvarintLen(n int) int {
 // It is never written to.
 func (d *secretData) get(k string) ([]byte, bool) {
 	for rest := d.data; len(rest) > 0; {
-		key, r := cutItem(rest)
-		value, r := cutItem(r)
-		if string(key) == k {
+		var match bool
+		if rest[0] == 0 { // a tag
+			if t := rest[1]; t == 0 {
+				match = k == ""
+			} else {
+				match = taggedKeys[t-1] == k
+			}
+			rest = rest[2:]
+		} else {
+			var key []byte
+			key, rest = cutItem(rest)
+			match = string(key) == k
+		}
+		value, r := cutItem(rest)
+		if match {
 			return value, true
 		}
 		rest = r

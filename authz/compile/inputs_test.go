@@ -26,6 +26,7 @@ func TestSecretData(t *testing.T) {
 		{"one item", map[string][]byte{"appKey": []byte("k1")}},
 		{"credential", map[string][]byte{"appKey": []byte("k1"), "appSecret": []byte("0123456789abcdef"), "appCodes": []byte("A\nB")}},
 		{"empty value and long items", map[string][]byte{"empty": {}, "long": long, longKey: []byte("x")}},
+		{"tagged and other keys", map[string][]byte{"appKey": []byte("k1"), "appKeys": []byte("other"), "": []byte("empty key"), "data": {}, "appCodes": {}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -36,6 +37,9 @@ func TestSecretData(t *testing.T) {
 
 func testSecretData(t *testing.T, d *secretData, data map[string][]byte) {
 	t.Helper()
+	if len(d.data) != cap(d.data) {
+		t.Errorf("the data was sized for %d bytes and holds %d", cap(d.data), len(d.data))
+	}
 	for k, want := range data {
 		got, ok := d.get(k)
 		if !ok || !bytes.Equal(got, want) {
@@ -45,7 +49,7 @@ func testSecretData(t *testing.T, d *secretData, data map[string][]byte) {
 			t.Errorf("get(%q) has capacity %d past its length %d: an append would overwrite the next item", k, cap(got), len(got))
 		}
 	}
-	for _, k := range []string{"missing", "appKe", "appKeyX", ""} {
+	for _, k := range []string{"missing", "appKe", "appKeyX", "", "appSecret"} {
 		if _, in := data[k]; in {
 			continue
 		}
@@ -260,4 +264,14 @@ func TestPrepareNew(t *testing.T) {
 	if _, ok := in.PrepareNew(&corev1.ConfigMap{}); ok {
 		t.Error("PrepareNew(ConfigMap) = _, true; want false")
 	}
+}
+
+// FuzzSecretData checks that a Secret's data reads back as written, whatever its keys.
+func FuzzSecretData(f *testing.F) {
+	f.Add("appKey", "k1", "appCodes", "A\nB", "", "x")
+	f.Add("data", "", "appKeys", "v", "appSecret", "0123456789abcdef")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
+		data := map[string][]byte{k1: []byte(v1), k2: []byte(v2), k3: []byte(v3)}
+		testSecretData(t, newSecretData(&corev1.Secret{Data: data}), data)
+	})
 }
