@@ -62,7 +62,7 @@ func (p *Policy) Set(obj client.Object) bool {
 }
 
 func (p *Policy) set(obj client.Object) bool {
-	pr, ok := compile.Prepare(obj)
+	pr, ok := p.in.PrepareNew(obj) // an unchanged object is not converted
 	return ok && p.setPrepared(pr)
 }
 
@@ -90,7 +90,9 @@ func (p *Policy) Delete(obj client.Object) bool {
 // Replace makes the set equal to objs: new and changed objects are set, missing ones
 // deleted. It reports whether anything changed.
 func (p *Policy) Replace(objs []client.Object) bool {
-	return p.ReplacePrepared(prepareAll(objs))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.replace(p.prepareAll(objs), p.in.Keys())
 }
 
 // Prepare prepares obj for ReplacePrepared (see compile.Inputs.PrepareNew): of an object the
@@ -112,17 +114,17 @@ func (p *Policy) ReplacePrepared(objs []compile.Prepared) bool {
 // ReplaceKind makes the objects of one kind equal to objs, which are all of that kind, as
 // Replace does for the whole set: for a source that lists each kind on its own.
 func (p *Policy) ReplaceKind(kind compile.Kind, objs []client.Object) bool {
-	prepared := prepareAll(objs)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.replace(prepared, p.in.KeysOf(kind))
+	return p.replace(p.prepareAll(objs), p.in.KeysOf(kind))
 }
 
-// prepareAll prepares the objects of a supported type, before the caller takes p.mu.
-func prepareAll(objs []client.Object) []compile.Prepared {
+// prepareAll prepares the objects of a supported type, converting only those that changed
+// (a relist hands over every object again); p.mu is held.
+func (p *Policy) prepareAll(objs []client.Object) []compile.Prepared {
 	out := make([]compile.Prepared, 0, len(objs))
 	for _, o := range objs {
-		if pr, ok := compile.Prepare(o); ok {
+		if pr, ok := p.in.PrepareNew(o); ok {
 			out = append(out, pr)
 		}
 	}
