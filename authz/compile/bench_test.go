@@ -2,6 +2,7 @@ package compile_test
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"runtime"
 	"testing"
@@ -27,10 +28,18 @@ const (
 
 func benchMeta(ns, name string, i int) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
-		Namespace: ns, Name: name, UID: types.UID(ns + "/" + name), ResourceVersion: "1", Generation: 1,
+		Namespace: ns, Name: name, UID: benchUID(ns + "/" + name), ResourceVersion: "1", Generation: 1,
 		CreationTimestamp: metav1.NewTime(epoch.Add(-time.Hour).Add(time.Duration(i) * time.Millisecond)),
 		Labels:            map[string]string{"tier": []string{"gold", "silver"}[i%2]},
 	}
+}
+
+// benchUID is a UUID in its canonical text form for an object, as the API server gives each
+// (since round 16; "namespace/name" before, which the compiler keeps apart from UUIDs).
+func benchUID(key string) types.UID {
+	s := sha256.Sum256([]byte(key))
+	h := hex.EncodeToString(s[:16])
+	return types.UID(h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
 }
 
 func benchSecret(ns string, i int, rv string) *corev1.Secret {

@@ -115,11 +115,14 @@ func KeyOf(obj client.Object) (key ObjectKey, ok bool) {
 // with the same UID and resourceVersion is ignored. It reports whether the set changed.
 func (in *Inputs) Set(obj client.Object) bool {
 	key, ok := KeyOf(obj)
-	if !ok || in.unchanged(key, versionOf(obj)) {
+	if !ok {
 		return false
 	}
-	p, _ := Prepare(obj)
-	in.put(p)
+	v := versionOf(obj)
+	if in.unchanged(key, v) {
+		return false
+	}
+	in.put(prepare(key, v, obj))
 	return true
 }
 
@@ -140,18 +143,23 @@ func Prepare(obj client.Object) (p Prepared, ok bool) {
 	if !ok {
 		return Prepared{}, false
 	}
-	p = Prepared{key: key, version: versionOf(obj)}
+	return prepare(key, versionOf(obj), obj), true
+}
+
+// prepare is Prepare for an object of a supported type, under key at version v.
+func prepare(key ObjectKey, v version, obj client.Object) Prepared {
+	p := Prepared{key: key, version: v}
 	switch o := obj.(type) {
 	case *authv1alpha1.Credential:
-		p.obj = newCredInput(o)
+		p.obj = newCredInput(o, v)
 	case *authv1alpha1.CustomAuthorizer:
 		p.obj = o
 	case *authv1alpha1.APIBinding:
 		p.obj = o
 	case *corev1.Secret:
-		p.obj = newSecretData(o)
+		p.obj = newSecretData(o, v)
 	}
-	return p, true
+	return p
 }
 
 // PrepareNew is Prepare for a source about to replace the whole set (see SetPrepared): of an
@@ -162,10 +170,11 @@ func (in *Inputs) PrepareNew(obj client.Object) (p Prepared, ok bool) {
 	if !ok {
 		return Prepared{}, false
 	}
-	if v := versionOf(obj); in.unchanged(key, v) {
+	v := versionOf(obj)
+	if in.unchanged(key, v) {
 		return Prepared{key: key, version: v}, true
 	}
-	return Prepare(obj)
+	return prepare(key, v, obj), true
 }
 
 // Key names the prepared object.
@@ -367,10 +376,11 @@ func versionOf(o metav1.Object) version {
 	return v
 }
 
-// credInput is what the compiler reads of a Credential, in 112 bytes, and the names of the
-// bindings naming it (144 bytes in all). The object itself is not kept: as a Kubernetes type
-// it costs 384 bytes before its strings, and in file mode nothing else holds it. Strings, labels and maps are shared with the object, never copied.
-// Its namespace and name are its key (and a compiled credential's Ref).
+// credInput is what the compiler reads of a Credential, and the names of the bindings
+// naming it: 144 bytes. The object itself is not kept: as a Kubernetes type it costs 384
+// bytes before its strings, and in file mode nothing else holds it. Strings, labels and maps
+// are shared with the object, never copied. Its namespace and name are its key (and a
+// compiled credential's Ref).
 type credInput struct {
 	uid        objectUID
 	version    version
@@ -392,10 +402,11 @@ type credInput struct {
 func (c *credInput) created() instant   { return instant{c.createdSec, c.createdNsec} }
 func (c *credInput) expiresAt() instant { return instant{c.expiresSec, c.expiresNsec} }
 
-func newCredInput(o *authv1alpha1.Credential) *credInput {
+// newCredInput keeps what the compiler reads of o, whose version is v.
+func newCredInput(o *authv1alpha1.Credential, v version) *credInput {
 	c := &credInput{
 		uid:        uidOf(o.UID),
-		version:    versionOf(o),
+		version:    v,
 		secretName: o.Spec.SecretRef.Name,
 		labels:     o.Labels,
 		metadata:   o.Spec.Metadata,
@@ -464,7 +475,8 @@ func tagOf(k string) int {
 	return -1
 }
 
-func newSecretData(s *corev1.Secret) *secretData {
+// newSecretData keeps what the compiler reads of s, whose version is v.
+func newSecretData(s *corev1.Secret, v version) *secretData {
 	n := 0
 	for k, v := range s.Data {
 		if k == "" || tagOf(k) >= 0 {
@@ -474,7 +486,7 @@ func newSecretData(s *corev1.Secret) *secretData {
 		}
 		n += uvarintLen(len(v)) + len(v)
 	}
-	d := &secretData{version: versionOf(s)}
+	d := &secretData{version: v}
 	if n == 0 {
 		return d
 	}
@@ -535,6 +547,9 @@ func cutItem(b []byte) (item, rest []byte) {
 func (in *Inputs) takeChanges() (changed map[ObjectKey]struct{}, all bool) {
 	c, all := in.changed, in.fresh
 	in.changed, in.fresh, in.unbuilt = map[ObjectKey]struct{}{}, false, 0
+	if all {
+		in.indexUsers()
+	}
 	return c, all
 }
 

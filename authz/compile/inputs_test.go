@@ -30,7 +30,7 @@ func TestSecretData(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			testSecretData(t, newSecretData(&corev1.Secret{Data: tt.data}), tt.data)
+			testSecretData(t, newSecretData(&corev1.Secret{Data: tt.data}, version{}), tt.data)
 		})
 	}
 }
@@ -163,7 +163,7 @@ func TestCredInput(t *testing.T) {
 		}
 		objs[i] = o
 		t.Run(tt.name, func(t *testing.T) {
-			in := newCredInput(o)
+			in := newCredInput(o, versionOf(o))
 			c := NewCredential(o, "key", nil)
 			if c.Name() != o.Name || c.UID() != o.UID || c.Metadata()["team"] != tt.name || c.Namespace() != o.Namespace {
 				t.Errorf("Name, UID, Metadata, Namespace = %q, %q, %v, %q", c.Name(), c.UID(), c.Metadata(), c.Namespace())
@@ -272,6 +272,6 @@ func FuzzSecretData(f *testing.F) {
 	f.Add("data", "", "appKeys", "v", "appSecret", "0123456789abcdef")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
 		data := map[string][]byte{k1: []byte(v1), k2: []byte(v2), k3: []byte(v3)}
-		testSecretData(t, newSecretData(&corev1.Secret{Data: data}), data)
+		testSecretData(t, newSecretData(&corev1.Secret{Data: data}, version{}), data)
 	})
 }

@@ -66,7 +66,7 @@ type Credential struct {
 // tests and tools that need a credential without a build (a build also checks the Secret,
 // parses allowedCIDRs and resolves who owns each appKey).
 func NewCredential(obj *authv1alpha1.Credential, appKey string, secret []byte) *Credential {
-	return &Credential{Ref: obj.Namespace + "/" + obj.Name, AppKey: appKey, Secret: secret, obj: newCredInput(obj)}
+	return &Credential{Ref: obj.Namespace + "/" + obj.Name, AppKey: appKey, Secret: secret, obj: newCredInput(obj, versionOf(obj))}
 }
 
 // Name, UID and Metadata are those of the Credential object; the map is shared: never

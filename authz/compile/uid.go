@@ -22,25 +22,29 @@ const uuidTextLen = 36
 func uidOf(u types.UID) objectUID {
 	var id objectUID
 	if len(u) != uuidTextLen {
-		return objectUID{other: &u}
+		return textUID(u)
 	}
 	for i, src := 0, 0; i < len(id.uuid); i++ {
 		if src == 8 || src == 13 || src == 18 || src == 23 {
 			if u[src] != '-' {
-				return objectUID{other: &u}
+				return textUID(u)
 			}
 			src++
 		}
 		hi, ok1 := lowerHex(u[src])
 		lo, ok2 := lowerHex(u[src+1])
 		if !ok1 || !ok2 {
-			return objectUID{other: &u}
+			return textUID(u)
 		}
 		id.uuid[i] = hi<<4 | lo
 		src += 2
 	}
 	return id
 }
+
+// textUID keeps u as its text. Only this path allocates: had uidOf taken u's address, u
+// would be moved to the heap on every call.
+func textUID(u types.UID) objectUID { return objectUID{other: &u} }
 
 func lowerHex(c byte) (byte, bool) {
 	switch {

@@ -77,3 +77,10 @@ func TestObjectUIDKey(t *testing.T) {
 		}
 	}
 }
+
+func TestObjectUIDOfAUUIDAllocatesNothing(t *testing.T) {
+	u := types.UID("6ba7b810-9dad-11d1-80b4-00c04fd430c8")
+	if n := testing.AllocsPerRun(100, func() { _ = uidOf(u) }); n != 0 {
+		t.Errorf("uidOf(a UUID) makes %v allocations, want 0", n)
+	}
+}

@@ -1,6 +1,10 @@
 package compile
 
-import "slices"
+import (
+	"slices"
+
+	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
+)
 
 // The inputs keep two reverse indexes, so that a change finds what it reaches: the
 // Credentials naming each Secret, and the APIBindings naming each Credential (in
@@ -11,6 +15,11 @@ import "slices"
 //
 // Each user is added once per target it names (a Credential names one Secret, and a
 // binding's names are added without repeats), so an add never searches the list.
+//
+// Before the first build, which is a full one and needs no index, the indexes are not kept:
+// a Kubernetes replica's first lists may bring 100,000 Credentials before their Secrets,
+// and each would have waited among the orphans. The first build has them made at once, from
+// the objects then held (indexUsers).
 
 // usersIndex is one reverse index: held finds the names kept in a target's record.
 type usersIndex struct {
@@ -82,8 +91,26 @@ func (u *usersIndex) release(target nn) {
 	}
 }
 
+// indexUsers makes both indexes from the objects held, as takeChanges hands the first
+// build its changes.
+func (in *Inputs) indexUsers() {
+	in.secretUsers.orphans, in.credUsers.orphans = nil, nil
+	in.secrets.all(func(_ nn, s *secretData) { s.creds = refs{} })
+	in.credentials.all(func(k nn, c *credInput) { c.bindings = refs{} })
+	in.credentials.all(func(k nn, c *credInput) {
+		in.secretUsers.add(nn{Namespace: k.Namespace, Name: c.secretName}, k.Name)
+	})
+	in.bindings.all(func(k nn, b *authv1alpha1.APIBinding) {
+		_, creds := bindingRefs(b)
+		in.renameBinding(k, nil, creds)
+	})
+}
+
 // putCredential updates the indexes for c, about to be stored under k (old is what was).
 func (in *Inputs) putCredential(k nn, old, c *credInput) {
+	if in.fresh {
+		return
+	}
 	if old == nil {
 		c.bindings = in.credUsers.adopt(k)
 		in.secretUsers.add(nn{Namespace: k.Namespace, Name: c.secretName}, k.Name)
@@ -98,12 +125,18 @@ func (in *Inputs) putCredential(k nn, old, c *credInput) {
 
 // deleteCredential updates the indexes for the deletion of old, stored under k.
 func (in *Inputs) deleteCredential(k nn, old *credInput) {
+	if in.fresh {
+		return
+	}
 	in.credUsers.orphan(k, old.bindings)
 	in.secretUsers.drop(nn{Namespace: k.Namespace, Name: old.secretName}, k.Name)
 }
 
 // putSecret and deleteSecret do the same for a Secret.
 func (in *Inputs) putSecret(k nn, old, s *secretData) {
+	if in.fresh {
+		return
+	}
 	if old == nil {
 		s.creds = in.secretUsers.adopt(k)
 		return
@@ -111,24 +144,29 @@ func (in *Inputs) putSecret(k nn, old, s *secretData) {
 	s.creds = old.creds
 }
 
-func (in *Inputs) deleteSecret(k nn, old *secretData) { in.secretUsers.orphan(k, old.creds) }
+func (in *Inputs) deleteSecret(k nn, old *secretData) {
+	if !in.fresh {
+		in.secretUsers.orphan(k, old.creds)
+	}
+}
 
 // renameBinding updates the indexes for a binding under k that named the credentials in
 // old and now names those in now (either may be nil: a new or deleted binding).
 func (in *Inputs) renameBinding(k nn, old, now []string) {
+	if in.fresh {
+		return
+	}
 	oldNames, nowNames := namesOf(old), namesOf(now)
-	seen := namesOf(nil)
-	for _, c := range old {
-		if !nowNames.has(c) && seen.add(c) {
+	eachOnce(old, func(c string) {
+		if !nowNames.has(c) {
 			in.credUsers.drop(nn{Namespace: k.Namespace, Name: c}, k.Name)
 		}
-	}
-	seen = namesOf(nil)
-	for _, c := range now {
-		if !oldNames.has(c) && seen.add(c) {
+	})
+	eachOnce(now, func(c string) {
+		if !oldNames.has(c) {
 			in.credUsers.add(nn{Namespace: k.Namespace, Name: c}, k.Name)
 		}
-	}
+	})
 }
 
 // names is a set of names: a slice scanned while it is short (a binding names a few
@@ -151,7 +189,7 @@ func namesOf(list []string) names {
 	return n
 }
 
-func (n *names) has(s string) bool {
+func (n names) has(s string) bool {
 	if n.set != nil {
 		_, ok := n.set[s]
 		return ok
@@ -159,22 +197,21 @@ func (n *names) has(s string) bool {
 	return slices.Contains(n.list, s)
 }
 
-// add adds s and reports whether it was not there.
-func (n *names) add(s string) bool {
-	if n.has(s) {
-		return false
-	}
-	if n.set == nil && len(n.list) == namesScanned {
-		n.set = make(map[string]struct{}, 2*namesScanned)
-		for _, x := range n.list {
-			n.set[x] = struct{}{}
+// eachOnce calls f with each name of list, in order, skipping repeats.
+func eachOnce(list []string, f func(string)) {
+	if len(list) <= namesScanned {
+		for i, s := range list {
+			if !slices.Contains(list[:i], s) {
+				f(s)
+			}
 		}
-		n.list = nil
+		return
 	}
-	if n.set != nil {
-		n.set[s] = struct{}{}
-	} else {
-		n.list = append(n.list, s)
+	seen := make(map[string]struct{}, len(list))
+	for _, s := range list {
+		if _, repeat := seen[s]; !repeat {
+			seen[s] = struct{}{}
+			f(s)
+		}
 	}
-	return true
 }
