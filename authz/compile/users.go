@@ -1,10 +1,6 @@
 package compile
 
-import (
-	"slices"
-
-	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
-)
+import "slices"
 
 // The inputs keep two reverse indexes, so that a change finds what it reaches: the
 // Credentials naming each Secret, and the APIBindings naming each Credential (in
@@ -92,17 +88,38 @@ func (u *usersIndex) release(target nn) {
 }
 
 // indexUsers makes both indexes from the objects held, as takeChanges hands the first
-// build its changes.
+// build its changes. The records' lists are empty: nothing kept them before. The two
+// indexes write different records and maps, so they are made at once, each a namespace at a
+// time (one map lookup per name).
 func (in *Inputs) indexUsers() {
 	in.secretUsers.orphans, in.credUsers.orphans = nil, nil
-	in.secrets.all(func(_ nn, s *secretData) { s.creds = refs{} })
-	in.credentials.all(func(k nn, c *credInput) { c.bindings = refs{} })
-	in.credentials.all(func(k nn, c *credInput) {
-		in.secretUsers.add(nn{Namespace: k.Namespace, Name: c.secretName}, k.Name)
-	})
-	in.bindings.all(func(k nn, b *authv1alpha1.APIBinding) {
-		_, creds := bindingRefs(b)
-		in.renameBinding(k, nil, creds)
+	fanOut(2, func(w int) {
+		if w == 0 {
+			for ns, creds := range in.credentials.byNS {
+				secrets := in.secrets.namespace(ns)
+				for name, c := range creds {
+					if s := secrets[c.secretName]; s != nil {
+						s.creds = s.creds.with(name, true)
+					} else {
+						in.secretUsers.add(nn{Namespace: ns, Name: c.secretName}, name)
+					}
+				}
+			}
+			return
+		}
+		for ns, binds := range in.bindings.byNS {
+			creds := in.credentials.namespace(ns)
+			for name, b := range binds {
+				_, named := bindingRefs(b)
+				eachOnce(named, func(c string) {
+					if cr := creds[c]; cr != nil {
+						cr.bindings = cr.bindings.with(name, true)
+					} else {
+						in.credUsers.add(nn{Namespace: ns, Name: c}, name)
+					}
+				})
+			}
+		}
 	})
 }
 
