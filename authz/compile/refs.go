@@ -43,8 +43,9 @@ func (r refs) contains(name string) bool {
 	return r.first == name || (r.more != nil && slices.Contains(*r.more, name))
 }
 
-// with returns r with name added at the end. In place, it may append to r's own slice (a
-// full build's, which no snapshot shares yet); else it copies what it changes.
+// with returns r with name added at the end. In place, it may append to r's own slice: a
+// full build's, which no snapshot shares yet, or an index of the inputs' (users.go), whose
+// lists only the record or orphan holding them reads; else it copies what it changes.
 func (r refs) with(name string, inPlace bool) refs {
 	switch {
 	case r.first == "":
