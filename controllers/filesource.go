@@ -1108,7 +1108,8 @@ type FileSource[T any] struct {
 	Log logr.Logger
 	// Convert receives each object of a load, in LoadDir order, filled in as LoadDir
 	// describes, with its generation bumped when its content other than metadata changed
-	// since the previous load (but a Secret's, which stays 1); the object is Convert's to
+	// since the previous load (but a Secret's or a Credential's, which stays 1: see
+	// countsGeneration); the object is Convert's to
 	// keep, read-only. It returns what Apply receives for the object, or false to leave the
 	// object out. It is called from Start's goroutine or the goroutines decoding the load,
 	// one call at a time, and only while the load has no problem: when it fails, nothing
@@ -1259,10 +1260,7 @@ func (s *FileSource[T]) reload(dir string) (err error) {
 	err = loadDir(dir, reserve, func(i int, o *fileObject) {
 		loaded++
 		gen := int64(1)
-		// A Secret keeps generation 1: nothing reads it (its resourceVersion still changes
-		// with its data), and half the objects of a large policy are Secrets, 5 MB of records
-		// for 100,000 of them.
-		if _, secret := o.obj.(*corev1.Secret); !secret {
+		if countsGeneration(o.obj) {
 			g, changed := s.nextGeneration(o)
 			if changed {
 				applied = append(applied, appliedGeneration{o.uid, g})
@@ -1286,6 +1284,21 @@ func (s *FileSource[T]) reload(dir string) (err error) {
 	s.Log.Info("Loaded policy directory", "dir", dir, "objects", loaded, "took", time.Since(start).Round(time.Millisecond))
 	s.Apply(objs)
 	return nil
+}
+
+// countsGeneration reports whether the file source counts obj's generations. A Secret or a
+// Credential keeps generation 1, as nothing reads it without a cluster: a Credential's goes
+// only into its status's observedGeneration, which files do not have, and a Secret's not even
+// there. Their resourceVersion still changes with their content. They are nearly all the
+// objects of a large policy: a record each would be 5.7 MB for 100,000 credentials. A
+// CustomAuthorizer's generation keys its decisions cache; APIBindings, fewer, are counted as
+// a cluster would.
+func countsGeneration(obj client.Object) bool {
+	switch obj.(type) {
+	case *corev1.Secret, *authv1alpha1.Credential:
+		return false
+	}
+	return true
 }
 
 // appliedGeneration is the generation an object of a load gets.

@@ -428,6 +428,16 @@ spec:
 `, name, secret)
 }
 
+func authorizerYAML(name, url string) string {
+	return fmt.Sprintf(`apiVersion: auth.portcullis.dev/v1alpha1
+kind: CustomAuthorizer
+metadata:
+  name: %s
+spec:
+  url: %s
+`, name, url)
+}
+
 func secretYAML(name, appKey string) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Secret
@@ -602,58 +612,63 @@ func TestFileSourceWatch(t *testing.T) {
 			},
 		}},
 	}, {
-		name:  "generations follow spec changes",
-		files: map[string]string{"a.yaml": credentialYAML("a", "keys")},
+		name:    "generations follow spec changes",
+		files:   map[string]string{"a.yaml": authorizerYAML("a", "http://one")},
+		initial: []string{"CustomAuthorizer default/a"},
 		steps: []step{{
 			do: func(t *testing.T, dir string) {
-				writeAtomic(t, filepath.Join(dir, "a.yaml"), credentialYAML("a", "other-keys"))
+				writeAtomic(t, filepath.Join(dir, "a.yaml"), authorizerYAML("a", "http://two"))
 			},
-			want:  []string{"Credential default/a"},
+			want:  []string{"CustomAuthorizer default/a"},
 			check: wantGeneration(2),
 		}, {
 			do: func(t *testing.T, dir string) { // metadata only: no new generation
 				writeAtomic(t, filepath.Join(dir, "a.yaml"),
-					strings.Replace(credentialYAML("a", "other-keys"), "  name: a\n", "  name: a\n  labels: {tier: gold}\n", 1))
+					strings.Replace(authorizerYAML("a", "http://two"), "  name: a\n", "  name: a\n  labels: {tier: gold}\n", 1))
 			},
-			want:  []string{"Credential default/a"},
+			want:  []string{"CustomAuthorizer default/a"},
 			check: wantGeneration(2),
 		}, {
 			do: func(t *testing.T, dir string) {
-				writeAtomic(t, filepath.Join(dir, "a.yaml"), credentialYAML("b", "keys"))
+				writeAtomic(t, filepath.Join(dir, "a.yaml"), authorizerYAML("b", "http://one"))
 			},
-			want: []string{"Credential default/b"},
+			want: []string{"CustomAuthorizer default/b"},
 		}, {
 			do: func(t *testing.T, dir string) { // back, with its first spec: a generation not seen before
-				writeAtomic(t, filepath.Join(dir, "a.yaml"), credentialYAML("a", "keys"))
+				writeAtomic(t, filepath.Join(dir, "a.yaml"), authorizerYAML("a", "http://one"))
 			},
-			want:  []string{"Credential default/a"},
+			want:  []string{"CustomAuthorizer default/a"},
 			check: wantGeneration(3),
 		}},
 	}, func() (tc watchCase) {
-		// A Secret's generation stays 1 (the file source keeps no record of it: nothing
-		// reads it), while its resourceVersion follows its data.
-		var rv string
+		// A Credential's or a Secret's generation stays 1 (the file source keeps no record
+		// of them: nothing reads it without a cluster), while its resourceVersion follows
+		// its content.
+		rvs := map[string]string{}
 		check := func(t *testing.T, objs []client.Object) {
-			s := objs[len(objs)-1]
-			if got := s.GetGeneration(); got != 1 {
-				t.Errorf("Secret generation = %d, want 1", got)
-			}
-			if got := s.GetResourceVersion(); got == rv {
-				t.Errorf("Secret resourceVersion = %q, as before its data changed", got)
-			} else {
-				rv = got
+			for _, o := range objs {
+				kind := fmt.Sprintf("%T", o)
+				if got := o.GetGeneration(); got != 1 {
+					t.Errorf("%s generation = %d, want 1", kind, got)
+				}
+				if got := o.GetResourceVersion(); got == rvs[kind] {
+					t.Errorf("%s resourceVersion = %q, as before its content changed", kind, got)
+				} else {
+					rvs[kind] = got
+				}
 			}
 		}
-		write := func(appKey string) func(t *testing.T, dir string) {
+		write := func(secret, appKey string) func(t *testing.T, dir string) {
 			return func(t *testing.T, dir string) {
+				writeAtomic(t, filepath.Join(dir, "a.yaml"), credentialYAML("a", secret))
 				writeAtomic(t, filepath.Join(dir, "b.yaml"), secretYAML("keys", appKey))
 			}
 		}
-		tc.name = "a Secret's data changes"
+		tc.name = "a Credential's spec and a Secret's data change"
 		tc.files = map[string]string{"a.yaml": credentialYAML("a", "keys"), "b.yaml": secretYAML("keys", "one")}
 		both := []string{"Credential default/a", "Secret default/keys"}
 		tc.initial = both
-		tc.steps = []step{{do: write("two"), want: both, check: check}, {do: write("three"), want: both, check: check}}
+		tc.steps = []step{{do: write("other-keys", "two"), want: both, check: check}, {do: write("keys", "three"), want: both, check: check}}
 		return tc
 	}(), {
 		name: "a ConfigMap volume is updated",
