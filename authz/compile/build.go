@@ -983,6 +983,26 @@ func (b *builder) compileBindingsFull(keys set[nn]) map[nn]*bindEntry {
 	return out
 }
 
+// stripHeaders and stripPrefixes are what every allowed request loses (see
+// Binding.StripHeaders); a binding without context headers shares them, read-only.
+var (
+	stripHeaders  = [...]string{HeaderAppCode, HeaderApigAppCode}
+	stripPrefixes = [...]string{PortcullisPrefix}
+)
+
+// sortedNames is names sorted, without repeats: names itself when it already is (as a
+// generated list usually is), else a copy.
+func sortedNames(names []string) []string {
+	for i := 1; i < len(names); i++ {
+		if names[i-1] >= names[i] {
+			sorted := slices.Clone(names)
+			slices.Sort(sorted)
+			return slices.Clip(slices.Compact(sorted))
+		}
+	}
+	return names[:len(names):len(names)]
+}
+
 // compileBinding compiles an APIBinding given the route conflicts it has, and computes its
 // status (sharing condition lists through cc).
 func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []string, cc condCache) *bindEntry {
@@ -1000,7 +1020,7 @@ func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []strin
 			f.AppCode = f.AppCode || m == authv1alpha1.AppAuthAppCode
 		}
 		if len(app.Credentials) > 0 {
-			f.names = slices.Compact(slices.Sorted(slices.Values(app.Credentials)))
+			f.names = sortedNames(app.Credentials)
 		}
 		if app.CredentialSelector != nil {
 			sel, err := metav1.LabelSelectorAsSelector(app.CredentialSelector)
@@ -1034,16 +1054,21 @@ func (b *builder) compileBinding(obj *authv1alpha1.APIBinding, conflicts []strin
 			bd.Authorizer = ae.a
 		}
 	}
-	bd.StripHeaders = []string{HeaderAppCode, HeaderApigAppCode}
-	bd.StripPrefixes = []string{PortcullisPrefix}
+	bd.StripHeaders, bd.StripPrefixes = stripHeaders[:], stripPrefixes[:]
 	if up := spec.Upstream; up != nil {
 		bd.ContextHeaderPrefix = strings.ToLower(up.ContextHeaderPrefix)
+		if len(up.ContextHeaders) > 0 {
+			bd.ContextHeaders = make([]ContextHeader, 0, len(up.ContextHeaders))
+			bd.StripHeaders = make([]string, len(stripHeaders), len(stripHeaders)+len(up.ContextHeaders))
+			copy(bd.StripHeaders, stripHeaders[:])
+		}
 		for _, h := range up.ContextHeaders {
-			bd.ContextHeaders = append(bd.ContextHeaders, ContextHeader{Context: h.Context, Header: strings.ToLower(h.Header)})
-			bd.StripHeaders = append(bd.StripHeaders, strings.ToLower(h.Header))
+			header := strings.ToLower(h.Header)
+			bd.ContextHeaders = append(bd.ContextHeaders, ContextHeader{Context: h.Context, Header: header})
+			bd.StripHeaders = append(bd.StripHeaders, header)
 		}
 		if bd.ContextHeaderPrefix != "" {
-			bd.StripPrefixes = append(bd.StripPrefixes, bd.ContextHeaderPrefix)
+			bd.StripPrefixes = append(stripPrefixes[:len(stripPrefixes):len(stripPrefixes)], bd.ContextHeaderPrefix)
 		}
 	}
 	gen := obj.Generation
@@ -1134,13 +1159,7 @@ func (b *builder) rebuildHost(h string, joins []nn, reaccept set[nn]) {
 	})
 	var t *HostTable
 	if len(members) > 0 {
-		t = &HostTable{
-			Host:      h,
-			exact:     map[string]*routeSet{},
-			prefix:    map[string]*routeSet{},
-			conflicts: map[nn][]string{},
-			bindings:  make([]nn, 0, len(members)),
-		}
+		t = &HostTable{Host: h, bindings: make([]nn, 0, len(members))}
 		for _, e := range members {
 			t.add(e)
 		}
@@ -1174,18 +1193,24 @@ func (t *HostTable) add(e *bindEntry) {
 	for i := range e.obj.Spec.Routes {
 		r := &e.obj.Spec.Routes[i]
 		path, match := routeKey(r)
-		idx := t.prefix
+		idx := &t.prefix
 		if match == authv1alpha1.PathMatchExact {
-			idx = t.exact
+			idx = &t.exact
 		}
-		s := idx[path]
+		s := (*idx)[path]
 		if s == nil {
+			if *idx == nil { // most hosts have only one kind of match
+				*idx = make(map[string]*routeSet, len(e.obj.Spec.Routes)-i)
+			}
 			s = &routeSet{}
-			idx[path] = s
+			(*idx)[path] = s
 		}
 		route := &Route{Binding: e.b, Index: i, Path: path, Match: match, Methods: methodsOf(r.Methods)}
 		lost := func(winner *Route, m Method) {
 			msg := fmt.Sprintf("%s %s %s [%s] is claimed by the older APIBinding %s", t.Host, match, path, m, winner.Binding.Ref)
+			if t.conflicts == nil {
+				t.conflicts = map[nn][]string{}
+			}
 			if !slices.Contains(t.conflicts[k], msg) {
 				t.conflicts[k] = append(t.conflicts[k], msg)
 			}

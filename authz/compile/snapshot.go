@@ -271,10 +271,12 @@ func (s *routeSet) pick(m Method) *Route {
 
 // HostTable is the route table of one host name or wildcard.
 type HostTable struct {
-	Host   string
-	exact  map[string]*routeSet
-	prefix map[string]*routeSet // keys without a trailing "/", except "/" itself
-	// conflicts lists, per binding, the claims it lost on this host to older bindings.
+	Host string
+	// exact and prefix (keys without a trailing "/", except "/" itself) are nil until a
+	// route needs them.
+	exact, prefix map[string]*routeSet
+	// conflicts lists, per binding, the claims it lost on this host to older bindings (nil
+	// when none did).
 	conflicts map[types.NamespacedName][]string
 	bindings  []types.NamespacedName // the bindings naming this host, oldest first
 }
