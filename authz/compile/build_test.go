@@ -1,8 +1,15 @@
 package compile
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	authv1alpha1 "github.com/portcullis-dev/portcullis/api/v1alpha1"
 )
 
 func TestSortedNames(t *testing.T) {
@@ -33,5 +40,56 @@ func TestSortedNames(t *testing.T) {
 			// A binding shares the list: an append must not write into the object's.
 			t.Errorf("sortedNames(%q) has cap %d, len %d", tt.names, cap(got), len(got))
 		}
+	}
+}
+
+// TestCredentialCIDRs: spec.allowedCIDRs is parsed with the credential's input; an entry
+// that is not a CIDR makes the credential invalid.
+func TestCredentialCIDRs(t *testing.T) {
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "keys"},
+		Data:       map[string][]byte{SecretKeyAppKey: []byte("key"), SecretKeyAppCodes: []byte("code-0123456789abcdef0123456789abcdef")},
+	}
+	data := newSecretData(secret, versionOf(secret))
+	tests := []struct {
+		name    string
+		cidrs   []string
+		allowed []string
+		denied  []string
+		invalid string // the message of an invalid credential
+	}{
+		{name: "none", allowed: []string{"10.1.2.3", "2001:db8::1", "192.0.2.1"}},
+		{name: "v4, host bits set", cidrs: []string{"10.1.2.3/8"}, allowed: []string{"10.200.0.1", "::ffff:10.0.0.1"}, denied: []string{"11.0.0.1", "2001:db8::1"}},
+		{name: "v4 and v6", cidrs: []string{"10.0.0.0/8", "2001:db8::/32"}, allowed: []string{"10.0.0.1", "2001:db8::1"}, denied: []string{"192.0.2.1", "2001:db9::1"}},
+		{name: "not a CIDR", cidrs: []string{"10.0.0.0/8", "10.0.0.0/33"}, invalid: `allowedCIDRs: "10.0.0.0/33" is not a CIDR`},
+		{name: "an address", cidrs: []string{"10.0.0.1"}, invalid: `allowedCIDRs: "10.0.0.1" is not a CIDR`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &authv1alpha1.Credential{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c", UID: "u"},
+				Spec:       authv1alpha1.CredentialSpec{SecretRef: authv1alpha1.LocalObjectReference{Name: "keys"}, AllowedCIDRs: tt.cidrs},
+			}
+			c, _, reason, msg := parseCredential(types.NamespacedName{Namespace: "ns", Name: "c"}, newCredInput(o, versionOf(o)), data)
+			if tt.invalid != "" {
+				if c != nil || reason != authv1alpha1.ReasonSecretInvalid || msg != tt.invalid {
+					t.Fatalf("parseCredential = %v, %q, %q; want invalid: %q", c, reason, msg, tt.invalid)
+				}
+				return
+			}
+			if c == nil {
+				t.Fatalf("parseCredential: %s: %s", reason, msg)
+			}
+			for _, a := range tt.allowed {
+				if !c.SourceAllowed(netip.MustParseAddr(a)) {
+					t.Errorf("SourceAllowed(%s) = false", a)
+				}
+			}
+			for _, a := range tt.denied {
+				if c.SourceAllowed(netip.MustParseAddr(a)) {
+					t.Errorf("SourceAllowed(%s) = true", a)
+				}
+			}
+		})
 	}
 }

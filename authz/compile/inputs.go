@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"iter"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -387,7 +388,7 @@ type credInput struct {
 	secretName string // spec.secretRef.name
 	labels     map[string]string
 	metadata   map[string]string // spec.metadata
-	cidrs      *[]string         // spec.allowedCIDRs (nil when empty), parsed by the build
+	cidrs      *cidrs            // spec.allowedCIDRs parsed (nil when empty)
 	generation int64
 	// metadata.creationTimestamp and spec.expiresAt (when expires) as instants, their
 	// halves apart so that the struct has no padding.
@@ -419,17 +420,38 @@ func newCredInput(o *authv1alpha1.Credential, v version) *credInput {
 		at := instantOf(e.Time)
 		c.expires, c.expiresSec, c.expiresNsec = true, at.sec, at.nsec
 	}
-	if cidrs := o.Spec.AllowedCIDRs; len(cidrs) > 0 {
-		c.cidrs = &cidrs // a copy of the header, not a pointer into the object
+	if raw := o.Spec.AllowedCIDRs; len(raw) > 0 {
+		c.cidrs = parseCIDRs(raw)
 	}
 	return c
 }
 
-func (c *credInput) allowedCIDRs() []string {
-	if c.cidrs == nil {
-		return nil
+// cidrs is a Credential's spec.allowedCIDRs, parsed where its input is made so that the
+// compiled Credential needs no pointer of its own to them (which takes it from 80 bytes to
+// 64).
+type cidrs struct {
+	prefixes []netip.Prefix // masked
+	bad      string         // the first entry that is not a CIDR ("" when none): the credential is invalid
+}
+
+func parseCIDRs(raw []string) *cidrs {
+	c := &cidrs{prefixes: make([]netip.Prefix, 0, len(raw))}
+	for _, s := range raw {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return &cidrs{bad: s}
+		}
+		c.prefixes = append(c.prefixes, p.Masked())
 	}
-	return *c.cidrs
+	return c
+}
+
+// badCIDR is the first entry of spec.allowedCIDRs that is not a CIDR, if any.
+func (c *credInput) badCIDR() (string, bool) {
+	if c.cidrs == nil || c.cidrs.bad == "" {
+		return "", false
+	}
+	return c.cidrs.bad, true
 }
 
 // instant is a time.Time without its location (a pointer the collector would follow), exact

@@ -2,6 +2,7 @@ package compile
 
 import (
 	"bytes"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -169,7 +170,8 @@ func TestCredInput(t *testing.T) {
 				t.Errorf("Name, UID, Metadata, Namespace = %q, %q, %v, %q", c.Name(), c.UID(), c.Metadata(), c.Namespace())
 			}
 			if in.secretName != o.Spec.SecretRef.Name || in.generation != o.Generation || in.labels["tier"] != "gold" ||
-				!slices.Equal(in.allowedCIDRs(), o.Spec.AllowedCIDRs) {
+				(in.cidrs == nil) != (len(o.Spec.AllowedCIDRs) == 0) ||
+				(in.cidrs != nil && !slices.Equal(in.cidrs.prefixes, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})) {
 				t.Errorf("input = %+v", in)
 			}
 			if c.Disabled() != o.Spec.Disabled {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -140,16 +139,8 @@ func parseCredential(k types.NamespacedName, obj *credInput, secret *secretData)
 	if c.Secret == nil && len(codes) == 0 {
 		return invalid("it needs %s (for signed requests) or %s", SecretKeyAppSecret, SecretKeyAppCodes)
 	}
-	if raw := obj.allowedCIDRs(); len(raw) > 0 {
-		cidrs := make([]netip.Prefix, len(raw))
-		for i, s := range raw {
-			p, err := netip.ParsePrefix(s)
-			if err != nil {
-				return nil, nil, authv1alpha1.ReasonSecretInvalid, fmt.Sprintf("allowedCIDRs: %q is not a CIDR", s)
-			}
-			cidrs[i] = p.Masked()
-		}
-		c.cidrs = &cidrs
+	if s, bad := obj.badCIDR(); bad {
+		return nil, nil, authv1alpha1.ReasonSecretInvalid, fmt.Sprintf("allowedCIDRs: %q is not a CIDR", s)
 	}
 	return c, codes, "", ""
 }
