@@ -289,7 +289,7 @@ func TestGoodObjectsAreReady(t *testing.T) {
 		return nil
 	})
 	s := policy.Snapshot()
-	if c := s.CredentialByAppKey(ns + "-key"); c == nil || c.Ref != ns+"/app" || string(c.Secret) != "0123456789abcdef" {
+	if c := s.CredentialByAppKey(ns + "-key"); c == nil || c.Ref != ns+"/app" || string(c.Secret()) != "0123456789abcdef" {
 		t.Errorf("appKey index: %+v", c)
 	}
 	r := s.Lookup(host, "/orders", compile.MethodGET)

@@ -39,11 +39,12 @@ type state struct {
 	// The claims on appKeys and AppCodes are in the snapshot's indexes (owned).
 }
 
-// credEntry is the compiled form of one Credential: 72 bytes, as there may be 100,000.
+// credEntry is the compiled form of one Credential: 48 bytes, as there may be 100,000. Its
+// AppCodes' digests are not kept (32 bytes each and an allocation): a build reads them again
+// from the Secret's data when it needs them (Credential.appendCodes).
 type credEntry struct {
-	obj   *credInput
-	cred  *Credential // nil when the Secret is missing or invalid
-	codes [][sha256.Size]byte
+	obj  *credInput
+	cred *Credential // nil when the Secret is missing or invalid
 	// problem is the message of the Secret's problem when cred is nil (missing says which
 	// problem); else why the credential lost its appKey or an AppCode, if it did.
 	problem string
@@ -69,8 +70,8 @@ func (e *credEntry) conds() []metav1.Condition {
 }
 
 // newCredEntry is the entry of a Credential parsed as parseCredential did.
-func newCredEntry(obj *credInput, c *Credential, codes [][sha256.Size]byte, reason, msg string) credEntry {
-	return credEntry{obj: obj, cred: c, codes: codes, problem: msg, missing: reason == authv1alpha1.ReasonSecretNotFound}
+func newCredEntry(obj *credInput, c *Credential, reason, msg string) credEntry {
+	return credEntry{obj: obj, cred: c, problem: msg, missing: reason == authv1alpha1.ReasonSecretNotFound}
 }
 
 type authzEntry struct {
@@ -462,7 +463,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 		if old != nil && old.cred != nil {
 			dropClaim(b.appKeys, old.cred.AppKey, k)
 			keys.add(old.cred.AppKey)
-			for _, d := range old.codes {
+			for _, d := range old.cred.appendCodes(nil) {
 				dropClaim(b.appCodes, d, k)
 				codes.add(d)
 			}
@@ -477,7 +478,7 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 			return
 		}
 		c, ds, reason, msg := parseCredential(k, obj, b.in.secrets.get(nn{Namespace: k.Namespace, Name: obj.secretName}))
-		e := new(newCredEntry(obj, c, ds, reason, msg))
+		e := new(newCredEntry(obj, c, reason, msg))
 		if old != nil {
 			e.bound = old.bound
 		}
@@ -506,17 +507,17 @@ func (b *builder) credentials(dirty, dirtyBinds set[nn]) set[nn] {
 			reeval.add(k)
 		}
 	}
+	var ds [][sha256.Size]byte
 	for k := range reeval {
 		e := b.mutCred(k)
-		if e == nil {
+		if e == nil || e.cred == nil {
 			continue
 		}
-		b.settleConflict(k, e)
-		if e.cred != nil {
-			keys.add(e.cred.AppKey)
-			for _, d := range e.codes {
-				codes.add(d)
-			}
+		ds = e.cred.appendCodes(ds[:0])
+		b.settleConflict(k, e, ds)
+		keys.add(e.cred.AppKey)
+		for _, d := range ds {
+			codes.add(d)
 		}
 	}
 	for key := range keys {
@@ -535,6 +536,8 @@ func (b *builder) credentialsFull() {
 	keys := make([]nn, 0, b.in.credentials.n)
 	b.in.credentials.all(func(k nn, _ *credInput) { keys = append(keys, k) })
 	entries := make([]credEntry, len(keys)) // one allocation for all of them
+	// codes are the digests of each one's AppCodes, for this build only.
+	codes := make([][][sha256.Size]byte, len(keys))
 	b.fullCreds.keys, b.fullCreds.entries = keys, entries
 	workers := buildWorkers(len(keys))
 	fanOut(workers, func(w int) {
@@ -543,14 +546,14 @@ func (b *builder) credentialsFull() {
 			obj := b.in.credentials.get(k)
 			ref := nn{Namespace: k.Namespace, Name: obj.secretName}
 			c, ds, reason, msg := parseCredential(k, obj, b.in.secrets.get(ref))
-			entries[i] = newCredEntry(obj, c, ds, reason, msg)
+			entries[i], codes[i] = newCredEntry(obj, c, reason, msg), ds
 		}
 	})
-	codes := 0
-	for i := range entries {
-		codes += len(entries[i].codes)
+	n := 0
+	for i := range codes {
+		n += len(codes[i])
 	}
-	b.appCodes.presize(codes)
+	b.appCodes.presize(n)
 	mine := func(shard uint64, w int) bool { return shard%uint64(workers) == uint64(w) }
 	fanOut(workers, func(w int) {
 		for i, k := range keys {
@@ -564,7 +567,7 @@ func (b *builder) credentialsFull() {
 			if mine(b.appKeys.shard(e.cred.AppKey), w) {
 				claimFull(b, b.appKeys, e.cred.AppKey, k, e.cred)
 			}
-			for _, d := range e.codes {
+			for _, d := range codes[i] {
 				if mine(b.appCodes.shard(d), w) {
 					claimFull(b, b.appCodes, d, k, e.cred)
 				}
@@ -575,7 +578,7 @@ func (b *builder) credentialsFull() {
 	// code makes itself its owner if it is usable and lost nothing, else leaves it to none.
 	fanOut(workers, func(w int) {
 		for i := w; i < len(keys); i += workers {
-			b.settleConflict(keys[i], &entries[i])
+			b.settleConflict(keys[i], &entries[i], codes[i])
 		}
 	})
 	fanOut(workers, func(w int) {
@@ -591,7 +594,7 @@ func (b *builder) credentialsFull() {
 			if mine(b.appKeys.shard(e.cred.AppKey), w) && firstClaim(b.appKeys, e.cred.AppKey) == k {
 				setCred(b.appKeys, e.cred.AppKey, owner)
 			}
-			for _, d := range e.codes {
+			for _, d := range codes[i] {
 				if mine(b.appCodes.shard(d), w) && firstClaim(b.appCodes, d) == k {
 					setCred(b.appCodes, d, owner)
 				}
@@ -634,9 +637,9 @@ func fanOut(n int, f func(w int)) {
 	wg.Wait()
 }
 
-// settleConflict records whether credential k lost its appKey or one of its AppCodes to
-// an older credential.
-func (b *builder) settleConflict(k nn, e *credEntry) {
+// settleConflict records whether credential k lost its appKey or one of its AppCodes (codes,
+// their digests) to an older credential.
+func (b *builder) settleConflict(k nn, e *credEntry, codes [][sha256.Size]byte) {
 	if e.cred == nil {
 		return
 	}
@@ -645,7 +648,7 @@ func (b *builder) settleConflict(k nn, e *credEntry) {
 		e.problem = fmt.Sprintf("appKey %q is already used by the older Credential %s", e.cred.AppKey, first)
 		return
 	}
-	for i, d := range e.codes {
+	for i, d := range codes {
 		if first := firstClaim(b.appCodes, d); first != k {
 			e.problem = fmt.Sprintf("AppCode #%d is already used by the older Credential %s", i+1, first)
 			return

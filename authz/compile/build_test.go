@@ -1,6 +1,8 @@
 package compile
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/netip"
 	"slices"
 	"testing"
@@ -89,6 +91,46 @@ func TestCredentialCIDRs(t *testing.T) {
 				if c.SourceAllowed(netip.MustParseAddr(a)) {
 					t.Errorf("SourceAllowed(%s) = true", a)
 				}
+			}
+		})
+	}
+}
+
+// TestCredentialCodes: a compiled Credential keeps no digests of its AppCodes; it reads them
+// again from its Secret's data as the build that compiled it did.
+func TestCredentialCodes(t *testing.T) {
+	const code1, code2 = "code-one-0123456789abcdef0123456789", "code-two-0123456789abcdef0123456789"
+	hashed := sha256.Sum256([]byte(code2))
+	tests := []struct {
+		name  string
+		codes string
+		want  [][sha256.Size]byte
+	}{
+		{name: "none"},
+		{name: "one", codes: code1, want: [][sha256.Size]byte{sha256.Sum256([]byte(code1))}},
+		{name: "lines, blanks, repeats, a hashed one", codes: "\n " + code1 + " \n\nsha256:" + hex.EncodeToString(hashed[:]) + "\n" + code2 + "\n" + code1,
+			want: [][sha256.Size]byte{sha256.Sum256([]byte(code1)), hashed}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			secret := &corev1.Secret{Data: map[string][]byte{SecretKeyAppKey: []byte("key"), SecretKeyAppSecret: []byte("0123456789abcdef")}}
+			if tt.codes != "" {
+				secret.Data[SecretKeyAppCodes] = []byte(tt.codes)
+			}
+			o := &authv1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c"}}
+			c, codes, reason, msg := parseCredential(types.NamespacedName{Namespace: "ns", Name: "c"}, newCredInput(o, versionOf(o)), newSecretData(secret, version{}))
+			if c == nil {
+				t.Fatalf("parseCredential: %s: %s", reason, msg)
+			}
+			if !slices.Equal(codes, tt.want) {
+				t.Errorf("parseCredential's codes = %x, want %x", codes, tt.want)
+			}
+			prefix := [][sha256.Size]byte{{1}}
+			if got := c.appendCodes(slices.Clone(prefix)); !slices.Equal(got, append(prefix, tt.want...)) {
+				t.Errorf("appendCodes = %x, want %x after the prefix", got, tt.want)
+			}
+			if string(c.Secret()) != "0123456789abcdef" {
+				t.Errorf("Secret() = %q", c.Secret())
 			}
 		})
 	}

@@ -89,60 +89,70 @@ func parseCredential(k types.NamespacedName, obj *credInput, secret *secretData)
 	if len(appKey) > 256 || strings.IndexFunc(appKey, func(r rune) bool { return r <= ' ' || r > '~' || r == ',' }) >= 0 {
 		return invalid("%s must be at most 256 printable ASCII characters without spaces or commas (a trailing newline is a common cause)", SecretKeyAppKey)
 	}
-	c := &Credential{Ref: k.Namespace + "/" + k.Name, AppKey: appKey, obj: obj}
-	if s, ok := secret.get(SecretKeyAppSecret); ok {
-		if len(s) < minAppSecretLen {
-			return invalid("%s must be at least %d bytes, it has %d", SecretKeyAppSecret, minAppSecretLen, len(s))
-		}
-		c.Secret = s
+	c := &Credential{Ref: k.Namespace + "/" + k.Name, AppKey: appKey, secret: secret, obj: obj}
+	if s, ok := secret.get(SecretKeyAppSecret); ok && len(s) < minAppSecretLen {
+		return invalid("%s must be at least %d bytes, it has %d", SecretKeyAppSecret, minAppSecretLen, len(s))
 	}
-	var codes [][sha256.Size]byte
-	if raw, ok := secret.get(SecretKeyAppCodes); ok {
-		n := 0
-		for len(raw) > 0 {
-			var line []byte
-			if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-				line, raw = raw[:i], raw[i+1:]
-			} else {
-				line, raw = raw, nil
-			}
-			line = bytes.TrimSpace(line)
-			if len(line) == 0 {
-				continue
-			}
-			n++
-			if n > maxAppCodes {
-				return invalid("%s holds more than %d codes", SecretKeyAppCodes, maxAppCodes)
-			}
-			var d [sha256.Size]byte
-			if h, ok := bytes.CutPrefix(line, []byte("sha256:")); ok {
-				if len(h) != 2*sha256.Size {
-					return invalid("%s line %d: a hashed code is \"sha256:\" and 64 hex digits", SecretKeyAppCodes, n)
-				}
-				if _, err := hex.Decode(d[:], h); err != nil {
-					return invalid("%s line %d: a hashed code is \"sha256:\" and 64 hex digits", SecretKeyAppCodes, n)
-				}
-			} else {
-				if len(line) < minAppCodeLen || len(line) > maxAppCodeLen {
-					return invalid("%s line %d: a code is %d..%d characters, it has %d", SecretKeyAppCodes, n, minAppCodeLen, maxAppCodeLen, len(line))
-				}
-				if bytes.IndexFunc(line, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-					return invalid("%s line %d: a code is printable ASCII without spaces", SecretKeyAppCodes, n)
-				}
-				d = sha256.Sum256(line)
-			}
-			if !slices.Contains(codes, d) {
-				codes = append(codes, d)
-			}
-		}
+	codes, problem := appCodes(secret, nil)
+	if problem != "" {
+		return invalid("%s", problem)
 	}
-	if c.Secret == nil && len(codes) == 0 {
+	if c.Secret() == nil && len(codes) == 0 {
 		return invalid("it needs %s (for signed requests) or %s", SecretKeyAppSecret, SecretKeyAppCodes)
 	}
 	if s, bad := obj.badCIDR(); bad {
 		return nil, nil, authv1alpha1.ReasonSecretInvalid, fmt.Sprintf("allowedCIDRs: %q is not a CIDR", s)
 	}
 	return c, codes, "", ""
+}
+
+// appCodes appends to dst the SHA-256 of each AppCode of a Secret's data, in order and
+// without repeats, or returns why they are invalid. A compiled Credential keeps none of
+// them: a build that needs them again reads them from the Secret's data (see
+// Credential.appendCodes), which the Credential holds anyway.
+func appCodes(secret *secretData, dst [][sha256.Size]byte) ([][sha256.Size]byte, string) {
+	raw, ok := secret.get(SecretKeyAppCodes)
+	if !ok {
+		return dst, ""
+	}
+	first, n := len(dst), 0
+	for len(raw) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			line, raw = raw, nil
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		n++
+		if n > maxAppCodes {
+			return dst, fmt.Sprintf("%s holds more than %d codes", SecretKeyAppCodes, maxAppCodes)
+		}
+		var d [sha256.Size]byte
+		if h, ok := bytes.CutPrefix(line, []byte("sha256:")); ok {
+			if len(h) != 2*sha256.Size {
+				return dst, fmt.Sprintf("%s line %d: a hashed code is \"sha256:\" and 64 hex digits", SecretKeyAppCodes, n)
+			}
+			if _, err := hex.Decode(d[:], h); err != nil {
+				return dst, fmt.Sprintf("%s line %d: a hashed code is \"sha256:\" and 64 hex digits", SecretKeyAppCodes, n)
+			}
+		} else {
+			if len(line) < minAppCodeLen || len(line) > maxAppCodeLen {
+				return dst, fmt.Sprintf("%s line %d: a code is %d..%d characters, it has %d", SecretKeyAppCodes, n, minAppCodeLen, maxAppCodeLen, len(line))
+			}
+			if bytes.IndexFunc(line, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+				return dst, fmt.Sprintf("%s line %d: a code is printable ASCII without spaces", SecretKeyAppCodes, n)
+			}
+			d = sha256.Sum256(line)
+		}
+		if !slices.Contains(dst[first:], d) {
+			dst = append(dst, d)
+		}
+	}
+	return dst, ""
 }
 
 // compileAuthorizer checks and compiles a CustomAuthorizer. On failure it returns the reason

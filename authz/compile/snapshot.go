@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -49,24 +50,42 @@ func refOf(o metav1.Object) ObjectRef {
 }
 
 // Credential is a usable app identity: its Secret parsed, its appKey and AppCodes owned. It
-// reads the rest (name, UID, labels, metadata, disabled, expiry, allowed CIDRs) from its
-// object's input rather than keeping copies: there are 100,000 of them in a large world, of
-// 64 bytes each.
+// reads the rest (name, UID, labels, metadata, disabled, expiry, allowed CIDRs, appSecret,
+// AppCodes) from the inputs of its object and its Secret rather than keeping copies: there
+// are 100,000 of them in a large world, of 48 bytes each.
 type Credential struct {
 	// Ref is "<namespace>/<name>" (the value of x-portcullis-credential).
-	Ref    string
+	Ref string
+	// AppKey aliases the Secret's data.
 	AppKey string
-	// Secret is the HMAC key for signed requests; nil when the Secret has no appSecret.
-	Secret []byte
 
-	obj *credInput // read-only
+	secret *secretData // read-only
+	obj    *credInput  // read-only
 }
 
 // NewCredential returns the compiled form of obj with the given appKey and appSecret, for
 // tests and tools that need a credential without a build (a build also checks the Secret,
 // parses allowedCIDRs and resolves who owns each appKey).
 func NewCredential(obj *authv1alpha1.Credential, appKey string, secret []byte) *Credential {
-	return &Credential{Ref: obj.Namespace + "/" + obj.Name, AppKey: appKey, Secret: secret, obj: newCredInput(obj, versionOf(obj))}
+	s := &corev1.Secret{Data: map[string][]byte{SecretKeyAppKey: []byte(appKey)}}
+	if secret != nil {
+		s.Data[SecretKeyAppSecret] = secret
+	}
+	return &Credential{Ref: obj.Namespace + "/" + obj.Name, AppKey: appKey, secret: newSecretData(s, version{}), obj: newCredInput(obj, versionOf(obj))}
+}
+
+// Secret is the HMAC key for signed requests; nil when the Secret has no appSecret. It is a
+// slice of the Secret's data: never modify it.
+func (c *Credential) Secret() []byte {
+	s, _ := c.secret.get(SecretKeyAppSecret)
+	return s
+}
+
+// appendCodes appends the SHA-256 of each of its AppCodes to dst, in the order of its
+// Secret, as the build that compiled it read them.
+func (c *Credential) appendCodes(dst [][sha256.Size]byte) [][sha256.Size]byte {
+	dst, _ = appCodes(c.secret, dst)
+	return dst
 }
 
 // Name, UID and Metadata are those of the Credential object; the map is shared: never

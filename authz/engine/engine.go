@@ -260,15 +260,19 @@ func (e *Engine) firstFactor(s *compile.Snapshot, r *Request, rawPath, rawQuery 
 			return CodeAuthFailure, msgBadCredential + ": " + err.Error()
 		}
 		cred = s.CredentialByAppKey(auth.AppKey)
-		secret := dummySecret // an unknown key takes the same path as a wrong signature
-		if cred != nil && cred.Secret != nil {
-			secret = cred.Secret
+		var secret []byte
+		if cred != nil {
+			secret = cred.Secret()
+		}
+		known := secret != nil
+		if !known {
+			secret = dummySecret // an unknown key takes the same path as a wrong signature
 		}
 		err = signing.Verify(secret, signing.Request{
 			Method: r.Method, Path: rawPath, Query: rawQuery, Host: r.Authority,
 			Header: r.Header, Body: r.Body, BodyKnown: r.BodyKnown,
 		}, auth, signing.VerifyOptions{Now: now, MaxClockSkew: e.MaxClockSkew, AllowUnsignedPayload: b.App.AllowUnsignedPayload})
-		if err != nil || cred == nil || cred.Secret == nil {
+		if err != nil || !known {
 			if err != nil && !errors.Is(err, signing.ErrSignatureMismatch) {
 				return CodeAuthFailure, msgBadCredential + ": " + err.Error()
 			}
