@@ -967,6 +967,11 @@ func prepare(obj client.Object, gvk schema.GroupVersionKind) {
 		o.Status = authv1alpha1.CustomAuthorizerStatus{}
 	case *authv1alpha1.APIBinding:
 		o.Status = authv1alpha1.APIBindingStatus{}
+		// A decoded list has room for up to twice its items (it grows by doubling), and a
+		// binding keeps its credentials' names (up to 256) for as long as it lives.
+		if app := o.Spec.App; app != nil && cap(app.Credentials) > len(app.Credentials) {
+			app.Credentials = slices.Clone(app.Credentials)
+		}
 	}
 }
 

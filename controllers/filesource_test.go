@@ -901,6 +901,37 @@ func TestLoadDirSharesMaps(t *testing.T) {
 	}
 }
 
+// TestLoadDirClipsCredentialLists: a binding keeps its list of credentials for as long as it
+// lives; a decoded list may have room for twice its items.
+func TestLoadDirClipsCredentialLists(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{1, 3, 10, 17} {
+		names := make([]string, n)
+		for i := range names {
+			names[i] = fmt.Sprintf("c-%d", i)
+		}
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("b%d.yaml", n)), fmt.Sprintf(`apiVersion: auth.portcullis.dev/v1alpha1
+kind: APIBinding
+metadata: {name: b%d}
+spec:
+  hosts: [b%d.example.com]
+  routes: [{path: /}]
+  app: {credentials: [%s]}
+`, n, n, strings.Join(names, ", ")))
+	}
+	for name, o := range byName(t, mustLoad(t, dir)) {
+		got := o.(*authv1alpha1.APIBinding).Spec.App.Credentials
+		if len(got) == 0 || got[len(got)-1] != fmt.Sprintf("c-%d", len(got)-1) {
+			t.Errorf("%s: credentials %q", name, got)
+		}
+		// An allocation of len strings, rounded up to its size class (17 strings take 288
+		// bytes: room for 18); decoded, 10 have room for 16 and 17 for 32.
+		if cap(got) > len(got)+1 {
+			t.Errorf("%s: %d credentials in a list of capacity %d", name, len(got), cap(got))
+		}
+	}
+}
+
 func TestReadHead(t *testing.T) {
 	tests := []struct {
 		json                       string
