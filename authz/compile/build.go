@@ -172,8 +172,8 @@ type builder struct {
 
 	hosts     *pmapEdit[string, *HostTable]
 	wildcards *pmapEdit[string, *HostTable]
-	appKeys   *pmapEdit[string, owned]
-	appCodes  *pmapEdit[[sha256.Size]byte, owned]
+	appKeys   *claimsEdit[string]
+	appCodes  *claimsEdit[[sha256.Size]byte]
 
 	full    bool           // building from nothing: every entry is new
 	ownCred set[nn]        // credential entries created by this build (safe to change)
@@ -247,8 +247,8 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 		prev = &Snapshot{
 			hosts:     newPmap[string, *HostTable](hashString),
 			wildcards: newPmap[string, *HostTable](hashString),
-			appKeys:   newPmap[string, owned](hashString),
-			appCodes:  newPmap[[sha256.Size]byte, owned](hashDigest),
+			appKeys:   newClaims[string](hashString),
+			appCodes:  newClaims[[sha256.Size]byte](hashDigest),
 		}
 	} else {
 		version = prev.Version + 1
@@ -408,7 +408,7 @@ func (b *builder) mutCred(k nn) *credEntry {
 
 // addClaim records that credential k claims key (an appKey or an AppCode digest); the
 // claims stay ordered oldest first.
-func addClaim[K comparable](b *builder, m *pmapEdit[K, owned], key K, k nn) {
+func addClaim[K comparable](b *builder, m *claimsEdit[K], key K, k nn) {
 	o, _ := m.Get(key)
 	claims := append(slices.Clone(o.claims()), k)
 	slices.SortFunc(claims, b.credAge)
@@ -416,7 +416,7 @@ func addClaim[K comparable](b *builder, m *pmapEdit[K, owned], key K, k nn) {
 }
 
 // dropClaim removes credential k's claim on key; the entry goes with the last claim.
-func dropClaim[K comparable](m *pmapEdit[K, owned], key K, k nn) {
+func dropClaim[K comparable](m *claimsEdit[K], key K, k nn) {
 	o, _ := m.Get(key)
 	rest, found := without(o.claims(), k)
 	switch {
@@ -429,13 +429,13 @@ func dropClaim[K comparable](m *pmapEdit[K, owned], key K, k nn) {
 }
 
 // claimsOf returns the credentials claiming key, oldest first.
-func claimsOf[K comparable](m *pmapEdit[K, owned], key K) []nn {
+func claimsOf[K comparable](m *claimsEdit[K], key K) []nn {
 	o, _ := m.Get(key)
 	return o.claims()
 }
 
 // firstClaim returns the oldest credential claiming key, which is claimed.
-func firstClaim[K comparable](m *pmapEdit[K, owned], key K) nn {
+func firstClaim[K comparable](m *claimsEdit[K], key K) nn {
 	o, _ := m.Get(key)
 	k, _ := o.first()
 	return k
@@ -606,7 +606,7 @@ func (b *builder) credentialsFull() {
 // claimFull is addClaim for a full build, which makes a key's first claimant c (of
 // credential k) its provisional owner, with no list: a key only one credential claims costs
 // no allocation. credentialsFull settles every owner once all claims are in.
-func claimFull[K comparable](b *builder, m *pmapEdit[K, owned], key K, k nn, c *Credential) {
+func claimFull[K comparable](b *builder, m *claimsEdit[K], key K, k nn, c *Credential) {
 	if _, ok := m.Get(key); !ok {
 		m.Set(key, owned{cred: c})
 		return
@@ -667,7 +667,7 @@ func (b *builder) owner(k nn) *Credential {
 }
 
 // setOwner makes the owner of key the credential that may use it now (see owner).
-func setOwner[K comparable](b *builder, m *pmapEdit[K, owned], key K) {
+func setOwner[K comparable](b *builder, m *claimsEdit[K], key K) {
 	o, ok := m.Get(key)
 	if !ok {
 		return // nobody claims it
@@ -677,7 +677,7 @@ func setOwner[K comparable](b *builder, m *pmapEdit[K, owned], key K) {
 }
 
 // setCred makes c the credential that may use key, which is claimed.
-func setCred[K comparable](m *pmapEdit[K, owned], key K, c *Credential) {
+func setCred[K comparable](m *claimsEdit[K], key K, c *Credential) {
 	o, _ := m.Get(key)
 	if o.cred == c {
 		return // an edit that writes nothing copies nothing

@@ -20,19 +20,19 @@ func (s *Snapshot) Describe() string {
 	describeTables(&w, "wildcards", s.wildcards, "*.")
 
 	w.WriteString("appKeys:\n")
-	keys := collect(s.appKeys, func(k string, o owned) string {
-		if o.cred == nil {
+	keys := collect(s.appKeys.owners, func(k string, c *Credential) string {
+		if c == nil {
 			return "" // claimed, but by no credential that may use it
 		}
-		return fmt.Sprintf("  %s: %s\n", k, o.cred.Ref)
+		return fmt.Sprintf("  %s: %s\n", k, c.Ref)
 	})
 	w.WriteString(strings.Join(keys, ""))
 	w.WriteString("appCodes:\n")
-	codes := collect(s.appCodes, func(d [32]byte, o owned) string {
-		if o.cred == nil {
+	codes := collect(s.appCodes.owners, func(d [32]byte, c *Credential) string {
+		if c == nil {
 			return ""
 		}
-		return fmt.Sprintf("  sha256:%s…: %s\n", hex.EncodeToString(d[:6]), o.cred.Ref)
+		return fmt.Sprintf("  sha256:%s…: %s\n", hex.EncodeToString(d[:6]), c.Ref)
 	})
 	w.WriteString(strings.Join(codes, ""))
 

@@ -30,6 +30,19 @@ func (s *Snapshot) Claims() string {
 	}
 	s.appKeys.Range(func(k string, o owned) bool { line("appKey "+k, o); return true })
 	s.appCodes.Range(func(d [32]byte, o owned) bool { line("AppCode "+hex.EncodeToString(d[:6]), o); return true })
+	// A list kept for a key no longer claimed would be in neither build's lines above.
+	s.appKeys.contested.Range(func(k string, _ *[]nn) bool {
+		if _, ok := s.appKeys.owners.Get(k); !ok {
+			lines = append(lines, "appKey "+k+" has a list but no entry")
+		}
+		return true
+	})
+	s.appCodes.contested.Range(func(d [32]byte, _ *[]nn) bool {
+		if _, ok := s.appCodes.owners.Get(d); !ok {
+			lines = append(lines, "AppCode "+hex.EncodeToString(d[:6])+" has a list but no entry")
+		}
+		return true
+	})
 	slices.Sort(lines)
 	return strings.Join(lines, "\n") + "\n"
 }

@@ -31,8 +31,8 @@ type Snapshot struct {
 
 	hosts     pmap[string, *HostTable] // exact host names
 	wildcards pmap[string, *HostTable] // "*.example.com" stored under "example.com"
-	appKeys   pmap[string, owned]
-	appCodes  pmap[[sha256.Size]byte, owned]
+	appKeys   claims[string]
+	appCodes  claims[[sha256.Size]byte]
 
 	st *state // what the next incremental build reuses
 }
@@ -358,22 +358,19 @@ func (s *Snapshot) Lookup(host, path string, method Method) *Route {
 
 // CredentialByAppKey returns the credential owning appKey.
 func (s *Snapshot) CredentialByAppKey(appKey string) *Credential {
-	o, _ := s.appKeys.Get(appKey)
-	return o.cred
+	return s.appKeys.owner(appKey)
 }
 
 // CredentialByAppCode returns the credential owning an AppCode, by the code's SHA-256.
 func (s *Snapshot) CredentialByAppCode(digest [sha256.Size]byte) *Credential {
-	o, _ := s.appCodes.Get(digest)
-	return o.cred
+	return s.appCodes.owner(digest)
 }
 
 // owned is the entry of an appKey or an AppCode digest: the credential that may use it (nil
-// when none may) and the credentials claiming it. One map entry serves the request path
-// (cred) and the next build (the claims): two maps cost about 6 MB more with 100,000
-// credentials. Nearly every key is claimed by one credential, which owns it; then the
-// claims are that credential and list is nil, and the entry is 16 bytes with no allocation
-// of its own (a list for each would cost 6 MB with 100,000 credentials).
+// when none may) and the credentials claiming it. Nearly every key is claimed by one
+// credential, which owns it; then the claims are that credential and list is nil, with no
+// allocation of its own (a list for each would cost 6 MB with 100,000 credentials), and the
+// index keeps only cred (see claims).
 type owned struct {
 	cred *Credential
 	list *[]nn // the claims, oldest first; nil when they are just cred
