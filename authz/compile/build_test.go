@@ -118,7 +118,7 @@ func TestCredentialCodes(t *testing.T) {
 				secret.Data[SecretKeyAppCodes] = []byte(tt.codes)
 			}
 			o := &authv1alpha1.Credential{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c"}}
-			c, codes, reason, msg := parseCredential(types.NamespacedName{Namespace: "ns", Name: "c"}, newCredInput(o, versionOf(o)), newSecretData(secret, version{}))
+			c, codes, reason, msg := parseCredential(types.NamespacedName{Namespace: "ns", Name: "c"}, newCredInput(o, versionOf(o)), newSecretData(secret, 0))
 			if c == nil {
 				t.Fatalf("parseCredential: %s: %s", reason, msg)
 			}

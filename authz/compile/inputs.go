@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -204,7 +205,7 @@ func (in *Inputs) SetPrepared(p Prepared) bool {
 // unchanged reports whether the set holds the object under key at version v.
 func (in *Inputs) unchanged(key ObjectKey, v version) bool {
 	have, ok := in.version(key)
-	return ok && have != (version{}) && have == v
+	return ok && have != 0 && have == v
 }
 
 func (in *Inputs) put(p Prepared) {
@@ -349,32 +350,31 @@ func (in *Inputs) version(key ObjectKey) (v version, ok bool) {
 			return s.version, true
 		}
 	}
-	return version{}, false
+	return 0, false
 }
 
-// version identifies one state of an object: its UID and resourceVersion, hashed to 128
-// bits. Inputs keep it rather than the two strings, about 100 bytes an object in file mode,
-// where nothing else holds them. The zero version is that of every object without a
-// resourceVersion, which Set never takes as unchanged.
-type version [2]uint64
+// version identifies one state of an object: its UID and resourceVersion, hashed to 64
+// bits with a seed of the process's. Inputs keep it rather than the two strings, about 100
+// bytes an object in file mode, where nothing else holds them. Two states of one object get
+// one version once in 2^64 changes, and the change is then missed until the next (the file
+// source's generation record takes the same bet); 128 bits cost 8 bytes more per Credential
+// and per Secret. The zero version is that of every object without a resourceVersion, which
+// Set never takes as unchanged.
+type version uint64
 
-var versionSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+var versionSeed = maphash.MakeSeed()
 
 func versionOf(o metav1.Object) version {
 	rv := o.GetResourceVersion()
 	if rv == "" {
-		return version{}
+		return 0
 	}
-	var v version
-	for i, seed := range versionSeeds {
-		var h maphash.Hash
-		h.SetSeed(seed)
-		h.WriteString(string(o.GetUID()))
-		h.WriteByte(0) // a UID never holds a NUL: the boundary is unambiguous
-		h.WriteString(rv)
-		v[i] = h.Sum64()
-	}
-	return v
+	var h maphash.Hash
+	h.SetSeed(versionSeed)
+	h.WriteString(string(o.GetUID()))
+	h.WriteByte(0) // a UID never holds a NUL: the boundary is unambiguous
+	h.WriteString(rv)
+	return version(h.Sum64())
 }
 
 // credInput is what the compiler reads of a Credential, and the names of the bindings
@@ -477,9 +477,10 @@ type secretData struct {
 	// data holds every item as its key, uvarint(len(value)), value: one allocation per
 	// Secret. A key is uvarint(len(key)) and the key, but for an empty key and the keys of
 	// a credential Secret: a 0, then a 0 for the empty key (which the API server refuses),
-	// or 1 + the key's index in taggedKeys. A compiled credential keeps slices of it (its
-	// appKey and appSecret).
-	data []byte
+	// or 1 + the key's index in taggedKeys. It is never written once made: a string, whose
+	// header is 8 bytes shorter than a slice's, so that the record is 48 bytes (56 would take
+	// 64). get hands out slices of it.
+	data string
 	// creds names the Credentials naming it (see users.go).
 	creds refs
 }
@@ -499,8 +500,30 @@ func tagOf(k string) int {
 
 // newSecretData keeps what the compiler reads of s, whose version is v.
 func newSecretData(s *corev1.Secret, v version) *secretData {
-	n := 0
+	d := &secretData{version: v}
+	n := secretDataLen(s.Data)
+	if n == 0 {
+		return d
+	}
+	b := make([]byte, 0, n)
 	for k, v := range s.Data {
+		if t := tagOf(k); k == "" || t >= 0 {
+			b = append(b, 0, byte(t+1))
+		} else {
+			b = binary.AppendUvarint(b, uint64(len(k)))
+			b = append(b, k...)
+		}
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	d.data = unsafe.String(unsafe.SliceData(b), len(b)) // b is not written again
+	return d
+}
+
+// secretDataLen is the length of the data newSecretData makes of data.
+func secretDataLen(data map[string][]byte) int {
+	n := 0
+	for k, v := range data {
 		if k == "" || tagOf(k) >= 0 {
 			n += 2
 		} else {
@@ -508,22 +531,7 @@ func newSecretData(s *corev1.Secret, v version) *secretData {
 		}
 		n += uvarintLen(len(v)) + len(v)
 	}
-	d := &secretData{version: v}
-	if n == 0 {
-		return d
-	}
-	d.data = make([]byte, 0, n)
-	for k, v := range s.Data {
-		if t := tagOf(k); k == "" || t >= 0 {
-			d.data = append(d.data, 0, byte(t+1))
-		} else {
-			d.data = binary.AppendUvarint(d.data, uint64(len(k)))
-			d.data = append(d.data, k...)
-		}
-		d.data = binary.AppendUvarint(d.data, uint64(len(v)))
-		d.data = append(d.data, v...)
-	}
-	return d
+	return n
 }
 
 func uvarintLen(n int) int {
@@ -534,7 +542,7 @@ func uvarintLen(n int) int {
 // get returns the value under key k; its capacity ends with it, so appending to it copies.
 // It is never written to.
 func (d *secretData) get(k string) ([]byte, bool) {
-	for rest := d.data; len(rest) > 0; {
+	for rest := unsafe.Slice(unsafe.StringData(d.data), len(d.data)); len(rest) > 0; {
 		var match bool
 		if rest[0] == 0 { // a tag
 			if t := rest[1]; t == 0 {

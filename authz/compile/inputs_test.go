@@ -31,15 +31,15 @@ func TestSecretData(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			testSecretData(t, newSecretData(&corev1.Secret{Data: tt.data}, version{}), tt.data)
+			testSecretData(t, newSecretData(&corev1.Secret{Data: tt.data}, 0), tt.data)
 		})
 	}
 }
 
 func testSecretData(t *testing.T, d *secretData, data map[string][]byte) {
 	t.Helper()
-	if len(d.data) != cap(d.data) {
-		t.Errorf("the data was sized for %d bytes and holds %d", cap(d.data), len(d.data))
+	if n := secretDataLen(data); len(d.data) != n {
+		t.Errorf("the data was sized for %d bytes and holds %d", n, len(d.data))
 	}
 	for k, want := range data {
 		got, ok := d.get(k)
@@ -82,7 +82,7 @@ func TestVersion(t *testing.T) {
 			}
 		})
 	}
-	if v := versionOf(meta("u1", "")); v != (version{}) {
+	if v := versionOf(meta("u1", "")); v != 0 {
 		t.Errorf("the version of an object without a resourceVersion is %v, want zero", v)
 	}
 }
@@ -274,6 +274,6 @@ func FuzzSecretData(f *testing.F) {
 	f.Add("data", "", "appKeys", "v", "appSecret", "0123456789abcdef")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
 		data := map[string][]byte{k1: []byte(v1), k2: []byte(v2), k3: []byte(v3)}
-		testSecretData(t, newSecretData(&corev1.Secret{Data: data}, version{}), data)
+		testSecretData(t, newSecretData(&corev1.Secret{Data: data}, 0), data)
 	})
 }

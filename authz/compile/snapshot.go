@@ -71,7 +71,7 @@ func NewCredential(obj *authv1alpha1.Credential, appKey string, secret []byte) *
 	if secret != nil {
 		s.Data[SecretKeyAppSecret] = secret
 	}
-	return &Credential{Ref: obj.Namespace + "/" + obj.Name, AppKey: appKey, secret: newSecretData(s, version{}), obj: newCredInput(obj, versionOf(obj))}
+	return &Credential{Ref: obj.Namespace + "/" + obj.Name, AppKey: appKey, secret: newSecretData(s, 0), obj: newCredInput(obj, versionOf(obj))}
 }
 
 // Secret is the HMAC key for signed requests; nil when the Secret has no appSecret. It is a
