@@ -236,6 +236,9 @@ type manifestFile struct {
 	docs []document // data split
 }
 
+// seenAt is where an object was first defined: the index of its file and its line.
+type seenAt struct{ file, line int32 }
+
 // loadDocuments decodes every document of the files, on all CPUs (YAML decoding is most of
 // the time a large directory takes to load), and finishes the objects in load order as the
 // runs of documents before them are decoded: it refuses duplicates, sets each object's
@@ -247,6 +250,7 @@ func loadDocuments(files []manifestFile, keep func(i int, o *fileObject)) []*Loa
 	const run = 64
 	type job struct {
 		file    string
+		fileAt  int32 // its index in files
 		docs    []document
 		out     loader
 		last    *manifestFile // the file whose last documents these are
@@ -254,11 +258,11 @@ func loadDocuments(files []manifestFile, keep func(i int, o *fileObject)) []*Loa
 	}
 	var jobs []job
 	n := 0
-	for i := range files {
-		f := &files[i]
+	for fi := range files {
+		f := &files[fi]
 		n += len(f.docs)
 		for i := 0; i < len(f.docs); i += run {
-			jobs = append(jobs, job{file: f.path, docs: f.docs[i:min(i+run, len(f.docs))]})
+			jobs = append(jobs, job{file: f.path, fileAt: int32(fi), docs: f.docs[i:min(i+run, len(f.docs))]})
 		}
 		if len(f.docs) > 0 {
 			jobs[len(jobs)-1].last = f
@@ -273,8 +277,9 @@ func loadDocuments(files []manifestFile, keep func(i int, o *fileObject)) []*Loa
 		index     int    // the next object's place in load order
 		shared    sharedMetadata
 		// The UID hashes group, kind, namespace and name: the identity the API server knows
-		// an object by.
-		seen = make(map[[16]byte]place, n)
+		// an object by. Each is kept with where it was first defined, as 8 bytes: the map
+		// holds every object of the directory until the load ends.
+		seen = make(map[[16]byte]seenAt, n)
 	)
 	finish := func(j *job) {
 		if j.file != file {
@@ -286,10 +291,10 @@ func loadDocuments(files []manifestFile, keep func(i int, o *fileObject)) []*Loa
 			o := &j.out.objs[k]
 			if first, dup := seen[o.uid]; dup {
 				errs = append(errs, &LoadError{File: o.at.file, Line: o.at.line, Object: o.head.label(),
-					Err: fmt.Errorf("duplicate object, already defined at %s:%d", first.file, first.line)})
+					Err: fmt.Errorf("duplicate object, already defined at %s:%d", files[first.file].path, first.line)})
 				continue
 			}
-			seen[o.uid] = o.at
+			seen[o.uid] = seenAt{file: j.fileAt, line: int32(o.at.line)}
 			if keep != nil && len(errs) == 0 {
 				o.obj.SetCreationTimestamp(metav1.NewTime(fileEpoch.Add(time.Duration(index) * time.Second)))
 				shared.share(o.obj)
@@ -390,18 +395,24 @@ type loaded struct {
 
 func (l *loader) fail(err *LoadError) { l.errs = append(l.errs, err) }
 
-// document is one YAML document of a file.
+// document is one YAML document of a file: 32 bytes, as a large directory has 200,000.
 type document struct {
-	start int    // line of the document's first line in the file
-	text  []byte // the document, without its separators
-	err   error  // a problem with the separator that opened it
+	text []byte // the document, without its separators
+	// start is the line of the document's first line in the file. A file of more than 2^31
+	// lines would take longer to load than any reader waits.
+	start int32
+	// contentAfterSeparator: the separator that opened it has content after it.
+	contentAfterSeparator bool
 }
+
+// errContentAfterSeparator is the problem of a document whose separator has content after it.
+var errContentAfterSeparator = errors.New("content after the document separator is not supported (start the document on the next line)")
 
 // firstLine is the line of the document's first content: neither blank, nor a comment, nor
 // a directive. It is where a person looks for the object.
 func (d document) firstLine() int {
 	text := d.text
-	for n := d.start; len(text) > 0; n++ {
+	for n := int(d.start); len(text) > 0; n++ {
 		line := text
 		if i := bytes.IndexByte(text, '\n'); i >= 0 {
 			line, text = text[:i], text[i+1:]
@@ -413,7 +424,7 @@ func (d document) firstLine() int {
 			return n
 		}
 	}
-	return d.start
+	return int(d.start)
 }
 
 // lastLine is the line of the document's last line in the file.
@@ -422,7 +433,7 @@ func (d document) lastLine() int {
 	if n > 0 && d.text[len(d.text)-1] == '\n' {
 		n--
 	}
-	return d.start + n
+	return int(d.start) + n
 }
 
 // splitDocuments splits a file at its "---" (and "...") lines, keeping each document's
@@ -447,11 +458,10 @@ func splitDocuments(data []byte) []document {
 		if isSep {
 			cur.text = data[begin:i:i]
 			docs = append(docs, cur)
-			cur, begin = document{start: lineNo + 2}, end
+			cur, begin = document{start: int32(lineNo + 2)}, end
 			if rest := bytes.TrimSpace(trimmed[3:]); len(rest) > 0 && rest[0] != '#' {
-				cur.start = lineNo + 1
 				// Not quoted back: whatever was pasted there may be a secret.
-				cur.err = errors.New("content after the document separator is not supported (start the document on the next line)")
+				cur.start, cur.contentAfterSeparator = int32(lineNo+1), true
 			}
 		}
 		i = end
@@ -462,8 +472,8 @@ func splitDocuments(data []byte) []document {
 
 // loadDocument loads one document of a file.
 func (l *loader) loadDocument(file string, doc document) {
-	if doc.err != nil {
-		l.fail(&LoadError{File: file, Line: doc.start, Err: doc.err})
+	if doc.contentAfterSeparator {
+		l.fail(&LoadError{File: file, Line: int(doc.start), Err: errContentAfterSeparator})
 		return
 	}
 	// Most documents are plain enough for the fast converter; the rest, and every error, go
@@ -481,7 +491,7 @@ func (l *loader) loadDocument(file string, doc document) {
 		line, msg := yamlErrorLine(err)
 		if line > 0 {
 			// The parser places an error at the end of the input on the line after it.
-			line = min(line+doc.start-1, doc.lastLine())
+			line = min(line+int(doc.start)-1, doc.lastLine())
 		} else {
 			line = doc.firstLine()
 		}
@@ -491,7 +501,7 @@ func (l *loader) loadDocument(file string, doc document) {
 	if j = bytes.TrimSpace(j); string(j) == "null" {
 		return // empty, or comments only
 	}
-	l.loadObject(j, position{file: file, line: doc.firstLine(), offset: doc.start - 1, text: doc.text})
+	l.loadObject(j, position{file: file, line: doc.firstLine(), offset: int(doc.start) - 1, text: doc.text})
 }
 
 var yamlLineRE = regexp.MustCompile(`line (\d+): ([^\n]*)`)
