@@ -98,7 +98,7 @@ type bindEntry struct {
 func (e *credEntry) statusOf(k nn) ObjectStatus {
 	st := ObjectStatus{
 		Key:                ObjectKey{KindCredential, k},
-		UID:                e.obj.uid.text(),
+		UID:                e.obj.uid().text(),
 		ObservedGeneration: e.obj.generation,
 		Conditions:         e.conds(),
 		BoundBindings:      e.bound,

@@ -2,6 +2,7 @@ package compile
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -162,16 +163,23 @@ func TestCredInput(t *testing.T) {
 		if i%2 == 0 {
 			o.Spec.AllowedCIDRs = []string{"10.0.0.0/8"}
 		}
+		uuid := i%3 == 0
+		if uuid { // as the API server makes them; kept as 16 bytes
+			o.UID = types.UID(fmt.Sprintf("123e4567-e89b-12d3-a456-4266141740%02x", i))
+		}
 		objs[i] = o
 		t.Run(tt.name, func(t *testing.T) {
 			in := newCredInput(o, versionOf(o))
+			if rare := uuid && len(o.Spec.AllowedCIDRs) == 0; (in.rare == nil) != rare {
+				t.Errorf("input.rare = %+v for UID %q and allowedCIDRs %q", in.rare, o.UID, o.Spec.AllowedCIDRs)
+			}
 			c := NewCredential(o, "key", nil)
 			if c.Name() != o.Name || c.UID() != o.UID || c.Metadata()["team"] != tt.name || c.Namespace() != o.Namespace {
 				t.Errorf("Name, UID, Metadata, Namespace = %q, %q, %v, %q", c.Name(), c.UID(), c.Metadata(), c.Namespace())
 			}
 			if in.secretName != o.Spec.SecretRef.Name || in.generation != o.Generation || in.labels["tier"] != "gold" ||
-				(in.cidrs == nil) != (len(o.Spec.AllowedCIDRs) == 0) ||
-				(in.cidrs != nil && !slices.Equal(in.cidrs.prefixes, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})) {
+				(in.allowedCIDRs() == nil) != (len(o.Spec.AllowedCIDRs) == 0) ||
+				(in.allowedCIDRs() != nil && !slices.Equal(in.allowedCIDRs().prefixes, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})) {
 				t.Errorf("input = %+v", in)
 			}
 			if c.Disabled() != o.Spec.Disabled {

@@ -91,16 +91,16 @@ func (c *Credential) appendCodes(dst [][sha256.Size]byte) [][sha256.Size]byte {
 // Name, UID and Metadata are those of the Credential object; the map is shared: never
 // modify it. UID allocates the text of a UUID (see AppendUIDKey).
 func (c *Credential) Name() string                { return c.key().Name }
-func (c *Credential) UID() types.UID              { return c.obj.uid.text() }
+func (c *Credential) UID() types.UID              { return c.obj.uid().text() }
 func (c *Credential) Metadata() map[string]string { return c.obj.metadata }
 
 // AppendUIDKey appends the UID to b in a form for keys (UID allocates its text): 0xff and
 // the 16 bytes of a UUID, or 0x00, the length (4 bytes, big-endian) and the text of any other
 // UID. It is never longer than 5 + len(UID()).
-func (c *Credential) AppendUIDKey(b []byte) []byte { return c.obj.uid.appendKey(b) }
+func (c *Credential) AppendUIDKey(b []byte) []byte { return c.obj.uid().appendKey(b) }
 
 // UIDLen is the length of UID().
-func (c *Credential) UIDLen() int { return c.obj.uid.textLen() }
+func (c *Credential) UIDLen() int { return c.obj.uid().textLen() }
 
 // Disabled is spec.disabled.
 func (c *Credential) Disabled() bool { return c.obj.disabled }
@@ -120,11 +120,12 @@ func (c *Credential) Usable(now time.Time) bool {
 
 // SourceAllowed reports whether addr may present the credential.
 func (c *Credential) SourceAllowed(addr netip.Addr) bool {
-	if c.obj.cidrs == nil {
+	cidrs := c.obj.allowedCIDRs()
+	if cidrs == nil {
 		return true
 	}
 	addr = addr.Unmap()
-	for _, p := range c.obj.cidrs.prefixes {
+	for _, p := range cidrs.prefixes {
 		if p.Contains(addr) {
 			return true
 		}

@@ -57,7 +57,7 @@ func lowerHex(c byte) (byte, bool) {
 }
 
 // appendText appends the UID as it was given.
-func (id *objectUID) appendText(b []byte) []byte {
+func (id objectUID) appendText(b []byte) []byte {
 	if id.other != nil {
 		return append(b, *id.other...)
 	}
@@ -69,7 +69,7 @@ func (id *objectUID) appendText(b []byte) []byte {
 }
 
 // textLen is the length of the UID as it was given.
-func (id *objectUID) textLen() int {
+func (id objectUID) textLen() int {
 	if id.other != nil {
 		return len(*id.other)
 	}
@@ -77,7 +77,7 @@ func (id *objectUID) textLen() int {
 }
 
 // text returns the UID as it was given; of a UUID, it allocates.
-func (id *objectUID) text() types.UID {
+func (id objectUID) text() types.UID {
 	if id.other != nil {
 		return *id.other
 	}
@@ -87,7 +87,7 @@ func (id *objectUID) text() types.UID {
 // appendKey appends the UID in a form that tells any two UIDs apart and costs no formatting:
 // 0xff and the 16 bytes of a UUID, or 0x00, the length (4 bytes, big-endian) and the text of
 // any other UID.
-func (id *objectUID) appendKey(b []byte) []byte {
+func (id objectUID) appendKey(b []byte) []byte {
 	if id.other == nil {
 		return append(append(b, 0xff), id.uuid[:]...)
 	}
