@@ -1196,18 +1196,7 @@ func (t *HostTable) add(e *bindEntry) {
 	for i := range e.obj.Spec.Routes {
 		r := &e.obj.Spec.Routes[i]
 		path, match := routeKey(r)
-		idx := &t.prefix
-		if match == authv1alpha1.PathMatchExact {
-			idx = &t.exact
-		}
-		s := (*idx)[path]
-		if s == nil {
-			if *idx == nil { // most hosts have only one kind of match
-				*idx = make(map[string]*routeSet, len(e.obj.Spec.Routes)-i)
-			}
-			s = &routeSet{}
-			(*idx)[path] = s
-		}
+		s := t.paths.add(path, match == authv1alpha1.PathMatchExact, len(e.obj.Spec.Routes)-i)
 		route := &Route{Binding: e.b, Index: i, Path: path, Match: match, Methods: methodsOf(r.Methods)}
 		lost := func(winner *Route, m Method) {
 			msg := fmt.Sprintf("%s %s %s [%s] is claimed by the older APIBinding %s", t.Host, match, path, m, winner.Binding.Ref)

@@ -3,6 +3,7 @@ package compile
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -133,5 +134,49 @@ func TestCredentialCodes(t *testing.T) {
 				t.Errorf("Secret() = %q", c.Secret())
 			}
 		})
+	}
+}
+
+// TestPathIndex: a host's paths are a list up to smallPaths, then maps; either way each
+// path, Exact or PathPrefix, finds the routes added for it and no other's.
+func TestPathIndex(t *testing.T) {
+	for _, n := range []int{1, smallPaths, smallPaths + 1, 4 * smallPaths} {
+		var x pathIndex
+		sets := map[pathRoutes]*routeSet{}
+		for i := range n {
+			exact := i%2 == 0
+			p := pathRoutes{path: fmt.Sprintf("/p%d", i/2), exact: exact}
+			s := x.add(p.path, exact, n-i)
+			if again := x.add(p.path, exact, n-i); again != s {
+				t.Fatalf("n=%d: adding %+v again made a new set", n, p)
+			}
+			sets[p] = s
+		}
+		if many := x.prefix != nil; many != (len(sets) > smallPaths) || (many && x.few != nil) {
+			t.Errorf("n=%d: %d paths kept as maps: %t (a list of %d)", n, len(sets), many, len(x.few))
+		}
+		for p, s := range sets {
+			if got := x.get(p.path, p.exact); got != s {
+				t.Errorf("n=%d: get(%q, %t) = %p, want %p", n, p.path, p.exact, got, s)
+			}
+			if other := (pathRoutes{path: p.path, exact: !p.exact}); sets[other] == nil && x.get(p.path, !p.exact) != nil {
+				t.Errorf("n=%d: get(%q, %t) found the routes of the other match", n, p.path, !p.exact)
+			}
+		}
+		if x.get("/missing", false) != nil || x.get("/missing", true) != nil {
+			t.Errorf("n=%d: found a path never added", n)
+		}
+		seen := 0
+		for _, exact := range []bool{true, false} {
+			x.each(exact, func(path string, s *routeSet) {
+				if sets[pathRoutes{path: path, exact: exact}] != s {
+					t.Errorf("n=%d: each(%t) gave %q and a set not added for it", n, exact, path)
+				}
+				seen++
+			})
+		}
+		if seen != len(sets) {
+			t.Errorf("n=%d: each gave %d paths, want %d", n, seen, len(sets))
+		}
 	}
 }

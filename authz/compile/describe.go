@@ -133,27 +133,28 @@ func describeTables(w *strings.Builder, title string, m pmap[string, *HostTable]
 // routes longest first; at one path, method-specific routes before the catch-all.
 func (t *HostTable) Routes() []*Route {
 	var out []*Route
-	add := func(idx map[string]*routeSet, longestFirst bool) {
-		paths := make([]string, 0, len(idx))
-		for p := range idx {
-			paths = append(paths, p)
+	add := func(exact, longestFirst bool) {
+		type pathSet struct {
+			path string
+			set  *routeSet
 		}
-		slices.SortFunc(paths, func(a, b string) int {
-			if longestFirst && len(a) != len(b) {
-				return len(b) - len(a)
+		var paths []pathSet
+		t.paths.each(exact, func(p string, s *routeSet) { paths = append(paths, pathSet{p, s}) })
+		slices.SortFunc(paths, func(a, b pathSet) int {
+			if longestFirst && len(a.path) != len(b.path) {
+				return len(b.path) - len(a.path)
 			}
-			return cmp.Compare(a, b)
+			return cmp.Compare(a.path, b.path)
 		})
 		for _, p := range paths {
-			s := idx[p]
-			out = append(out, s.byMethod...)
-			if s.any != nil {
-				out = append(out, s.any)
+			out = append(out, p.set.byMethod...)
+			if p.set.any != nil {
+				out = append(out, p.set.any)
 			}
 		}
 	}
-	add(t.exact, false)
-	add(t.prefix, true)
+	add(true, false)
+	add(false, true)
 	return out
 }
 

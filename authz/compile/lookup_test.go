@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/portcullis-dev/portcullis/authz/compile"
@@ -14,7 +15,14 @@ func TestLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, _ := compile.Build(inputsFrom(decode(t, data)), nil)
+	// The same world, its api.example.com holding more paths than a list keeps (the routes
+	// added match none of the requests below).
+	var padding strings.Builder
+	padding.WriteString("---\napiVersion: auth.portcullis.dev/v1alpha1\nkind: APIBinding\nmetadata: {name: padding, namespace: p}\nspec:\n  hosts: [api.example.com]\n  anonymous: true\n  routes:\n")
+	for i := range 12 {
+		fmt.Fprintf(&padding, "  - {path: /padding/%d, match: Exact}\n  - {path: /padding/%d}\n", i, i)
+	}
+	worlds := map[string][]byte{"few paths": data, "many paths": append(append([]byte{}, data...), padding.String()...)}
 	tests := []struct {
 		host, path, method string
 		want               string // "<binding>#<route>", or "" for no match
@@ -39,16 +47,22 @@ func TestLookup(t *testing.T) {
 		{"eu.example.com", "/v2", "GET", "p/wild-short#0"},
 		{"other.org", "/", "GET", ""},
 	}
-	for _, tt := range tests {
-		t.Run(tt.host+tt.path+" "+tt.method, func(t *testing.T) {
-			var got string
-			if r := snap.Lookup(tt.host, tt.path, compile.ParseMethod(tt.method)); r != nil {
-				got = fmt.Sprintf("%s#%d", r.Binding.Ref, r.Index)
-			}
-			if got != tt.want {
-				t.Errorf("Lookup(%s, %s, %s) = %q, want %q", tt.host, tt.path, tt.method, got, tt.want)
-			}
-		})
+	for name, world := range worlds {
+		snap, _ := compile.Build(inputsFrom(decode(t, world)), nil)
+		if name == "many paths" && len(snap.Host("api.example.com").Routes()) < 24 {
+			t.Fatalf("the padding routes are not in: %s", snap.Describe())
+		}
+		for _, tt := range tests {
+			t.Run(name+"/"+tt.host+tt.path+" "+tt.method, func(t *testing.T) {
+				var got string
+				if r := snap.Lookup(tt.host, tt.path, compile.ParseMethod(tt.method)); r != nil {
+					got = fmt.Sprintf("%s#%d", r.Binding.Ref, r.Index)
+				}
+				if got != tt.want {
+					t.Errorf("Lookup(%s, %s, %s) = %q, want %q", tt.host, tt.path, tt.method, got, tt.want)
+				}
+			})
+		}
 	}
 }
 

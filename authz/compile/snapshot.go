@@ -289,12 +289,95 @@ func (s *routeSet) pick(m Method) *Route {
 	return s.any
 }
 
+// pathIndex maps the paths of one host's routes to the routes claiming them, Exact and
+// PathPrefix paths apart (a PathPrefix path has no trailing "/", but "/" itself). A host has
+// a handful of paths, for which a Go map costs 256 bytes: up to smallPaths of them are a
+// list, searched in order; beyond, two maps.
+type pathIndex struct {
+	few           []pathRoutes
+	exact, prefix map[string]*routeSet // nil while few holds every path
+}
+
+// smallPaths is the most paths a pathIndex keeps in a list: a search of 8 compares no more
+// than a map lookup costs.
+const smallPaths = 8
+
+type pathRoutes struct {
+	path  string
+	exact bool
+	set   *routeSet
+}
+
+// get returns the routes claiming path (an Exact path or a PathPrefix one); nil if none do.
+func (x *pathIndex) get(path string, exact bool) *routeSet {
+	if x.prefix == nil {
+		for i := range x.few {
+			if e := &x.few[i]; e.exact == exact && e.path == path {
+				return e.set
+			}
+		}
+		return nil
+	}
+	if exact {
+		return x.exact[path]
+	}
+	return x.prefix[path]
+}
+
+// add returns the routes claiming path, adding an empty set if none do; more is how many
+// paths may follow, to size the list.
+func (x *pathIndex) add(path string, exact bool, more int) *routeSet {
+	if s := x.get(path, exact); s != nil {
+		return s
+	}
+	s := &routeSet{}
+	switch {
+	case x.prefix != nil:
+	case len(x.few) < smallPaths:
+		if x.few == nil {
+			x.few = make([]pathRoutes, 0, min(max(more, 1), smallPaths))
+		}
+		x.few = append(x.few, pathRoutes{path: path, exact: exact, set: s})
+		return s
+	default:
+		x.exact, x.prefix = map[string]*routeSet{}, make(map[string]*routeSet, 2*smallPaths)
+		for _, e := range x.few {
+			x.set(e.path, e.exact, e.set)
+		}
+		x.few = nil
+	}
+	x.set(path, exact, s)
+	return s
+}
+
+func (x *pathIndex) set(path string, exact bool, s *routeSet) {
+	if exact {
+		x.exact[path] = s
+	} else {
+		x.prefix[path] = s
+	}
+}
+
+// each calls f for every Exact path (exact) or every PathPrefix path, in no order.
+func (x *pathIndex) each(exact bool, f func(path string, s *routeSet)) {
+	for _, e := range x.few {
+		if e.exact == exact {
+			f(e.path, e.set)
+		}
+	}
+	m := x.prefix
+	if exact {
+		m = x.exact
+	}
+	for p, s := range m {
+		f(p, s)
+	}
+}
+
 // HostTable is the route table of one host name or wildcard.
 type HostTable struct {
-	Host string
-	// exact and prefix (keys without a trailing "/", except "/" itself) are nil until a
-	// route needs them.
-	exact, prefix map[string]*routeSet
+	Host  string
+	paths pathIndex
 	// conflicts lists, per binding, the claims it lost on this host to older bindings (nil
 	// when none did).
 	conflicts map[types.NamespacedName][]string
@@ -322,7 +405,7 @@ func (s *Snapshot) Host(host string) *HostTable {
 // PathPrefix one, longer prefixes first (segment by segment), and at equal paths a route
 // naming the method before one without a method list. It returns nil when no route matches.
 func (t *HostTable) Match(path string, method Method) *Route {
-	if s := t.exact[path]; s != nil {
+	if s := t.paths.get(path, true); s != nil {
 		if r := s.pick(method); r != nil {
 			return r
 		}
@@ -332,7 +415,7 @@ func (t *HostTable) Match(path string, method Method) *Route {
 		p = p[:len(p)-1]
 	}
 	for {
-		if s := t.prefix[p]; s != nil {
+		if s := t.paths.get(p, false); s != nil {
 			if r := s.pick(method); r != nil {
 				return r
 			}
