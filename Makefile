@@ -108,7 +108,7 @@ bench: $(BENCHSTAT) envtest ## Micro-benchmarks (benchstat summary, figures agai
 	$(GO) test -run='^$$' -bench='Build' -benchmem -benchtime=5x -count=$(BENCH_COUNT) ./authz/compile/ | tee $(BIN)/bench.txt
 	$(GO) test -run='^$$' -bench='YAMLToJSON|Cache|SecretSource' -benchmem -count=$(BENCH_COUNT) ./controllers/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run='^$$' -bench='Lookup' -benchmem -count=$(BENCH_COUNT) ./authz/compile/ | tee -a $(BIN)/bench.txt
-	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) ./authz/engine/ ./authz/signing/ ./authz/authorizer/ ./authz/extauthz/ | tee -a $(BIN)/bench.txt
+	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) ./authz/engine/ ./authz/signing/ ./authz/authorizer/ ./authz/extauthz/ ./authz/observe/ | tee -a $(BIN)/bench.txt
 	$(MAKE) --no-print-directory bench-e2e LOADTEST_FLAGS="$(BENCH_LOADTEST_FLAGS)" | tee -a $(BIN)/bench.txt
 	@echo; echo "== summary (benchstat: median and spread of the $(BENCH_COUNT) runs)"; $(BENCHSTAT) $(BIN)/bench.txt
 	@echo; echo "== against the targets (each run)"; awk -f hack/bench-report.awk $(BIN)/bench.txt

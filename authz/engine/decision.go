@@ -27,6 +27,10 @@ const (
 	numCodes
 )
 
+// NumCodes is the number of codes, CodeNone included: an array indexed by Code has as many
+// elements.
+const NumCodes = int(numCodes)
+
 var codeInfo = [numCodes]struct {
 	name   string
 	status int

