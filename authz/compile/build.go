@@ -36,7 +36,7 @@ type state struct {
 	secretAuthz pmap[nn, refs] // Secret -> CustomAuthorizers naming it
 	authzUsers  pmap[nn, refs] // CustomAuthorizer -> APIBindings naming it
 
-	// The claims on appKeys and AppCodes are in the snapshot's indexes (owned).
+	// The claims on appKeys and AppCodes are in the snapshot's indexes (see claims).
 }
 
 // credEntry is the compiled form of one Credential: 48 bytes, as there may be 100,000. Its

@@ -378,7 +378,7 @@ func versionOf(o metav1.Object) version {
 }
 
 // credInput is what the compiler reads of a Credential, and the names of the bindings
-// naming it: 144 bytes. The object itself is not kept: as a Kubernetes type it costs 384
+// naming it: 128 bytes. The object itself is not kept: as a Kubernetes type it costs 384
 // bytes before its strings, and in file mode nothing else holds it. Strings, labels and maps
 // are shared with the object, never copied. Its namespace and name are its key (and a
 // compiled credential's Ref).
@@ -455,8 +455,7 @@ func (c *credInput) allowedCIDRs() *cidrs {
 }
 
 // cidrs is a Credential's spec.allowedCIDRs, parsed where its input is made so that the
-// compiled Credential needs no pointer of its own to them (which takes it from 80 bytes to
-// 64).
+// compiled Credential needs no pointer of its own to them.
 type cidrs struct {
 	prefixes []netip.Prefix // masked
 	bad      string         // the first entry that is not a CIDR ("" when none): the credential is invalid
