@@ -3,6 +3,7 @@ package controllers
 import (
 	"encoding/base64"
 	"unicode/utf8"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,8 +47,8 @@ import (
 // Maps of labels, annotations and spec.metadata are taken from maps if one was decoded from
 // the same text before, and added to it otherwise: the documents of a directory
 // repeat a few label sets thousands of times, and the objects are read-only once loaded.
-func fastDecode(j []byte, obj client.Object, maps sharedMaps) bool {
-	s := jsonScan{j: j, maps: maps}
+func fastDecode(j []byte, obj client.Object, maps sharedMaps, names *nameArena) bool {
+	s := jsonScan{j: j, maps: maps, names: names}
 	var ok bool
 	switch o := obj.(type) {
 	case *corev1.Secret:
@@ -66,10 +67,62 @@ func fastDecode(j []byte, obj client.Object, maps sharedMaps) bool {
 
 // jsonScan reads a JSON document from its start, one value at a time.
 type jsonScan struct {
-	j    []byte
-	i    int    // the next byte to read
-	buf  []byte // a string with escapes, unescaped; reused
-	maps sharedMaps
+	j     []byte
+	i     int    // the next byte to read
+	buf   []byte // a string with escapes, unescaped; reused
+	maps  sharedMaps
+	names *nameArena // nil: names are allocated one by one
+}
+
+// nameArena makes the names and namespaces of decoded objects, which live as long as the
+// objects, from shared blocks. Allocated one by one, a name of 8 bytes (c-000000) takes a
+// 16-byte block of Go's allocator for small strings, which stays whole while any string in
+// it lives: the names of 100,000 Credentials and their Secrets took 4.6 MB. A namespace,
+// nearly always the one before, is made once. The blocks are never written where a string
+// was made.
+type nameArena struct {
+	block []byte
+	ns    string // the last namespace made
+}
+
+// nameBlock is the size of a nameArena's blocks.
+const nameBlock = 4096
+
+func (a *nameArena) make(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	if len(v) > cap(a.block)-len(a.block) {
+		if len(v) > nameBlock/8 {
+			return string(v) // a long name would waste the rest of a block
+		}
+		a.block = make([]byte, 0, nameBlock)
+	}
+	start := len(a.block)
+	a.block = append(a.block, v...)
+	return unsafe.String(&a.block[start], len(v))
+}
+
+func (a *nameArena) namespace(v []byte) string {
+	if string(v) != a.ns {
+		a.ns = a.make(v)
+	}
+	return a.ns
+}
+
+// name reads a string that names an object: from the arena when there is one.
+func (s *jsonScan) name(namespace bool) (string, bool) {
+	if s.names == nil {
+		return s.text()
+	}
+	v, ok := s.str()
+	if !ok {
+		return "", false
+	}
+	if namespace {
+		return s.names.namespace(v), true
+	}
+	return s.names.make(v), true
 }
 
 // sharedMaps holds maps of strings by the JSON text they were decoded from.
@@ -177,7 +230,7 @@ func (s *jsonScan) secretRef(ref *authv1alpha1.LocalObjectReference) bool {
 			return false
 		}
 		seen = true
-		if ref.Name, ok = s.text(); !ok {
+		if ref.Name, ok = s.name(false); !ok {
 			return false
 		}
 		more, ok = s.next()
@@ -190,10 +243,10 @@ func (s *jsonScan) meta(m *metav1.ObjectMeta) bool {
 	return s.object(func(key []byte) (bit uint8, ok bool) {
 		switch string(key) {
 		case "name":
-			m.Name, ok = s.text()
+			m.Name, ok = s.name(false)
 			return 1 << 0, ok
 		case "namespace":
-			m.Namespace, ok = s.text()
+			m.Namespace, ok = s.name(true)
 			return 1 << 1, ok
 		case "labels":
 			m.Labels, ok = s.sharedStringMap()

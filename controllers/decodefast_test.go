@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -62,7 +64,7 @@ func checkFastDecode(t *testing.T, j []byte) (secret, credential bool) {
 		// The first pass fills the shared maps, the second takes its maps from them.
 		maps := sharedMaps{}
 		obj := construct()
-		if !fastDecode(j, obj, maps) {
+		if !fastDecode(j, obj, maps, nil) {
 			continue
 		}
 		accepted[name] = true
@@ -72,7 +74,7 @@ func checkFastDecode(t *testing.T, j []byte) (secret, credential bool) {
 			t.Fatalf("fastDecode accepted as %s what UnmarshalStrict rejects (err %v, strict %v):\n%s", name, err, strictErrs, j)
 		}
 		again := construct()
-		if !fastDecode(j, again, maps) {
+		if !fastDecode(j, again, maps, nil) {
 			t.Fatalf("fastDecode gave up as %s the second time, with the maps of the first:\n%s", name, j)
 		}
 		for pass, got := range []client.Object{obj, again} {
@@ -82,7 +84,7 @@ func checkFastDecode(t *testing.T, j []byte) (secret, credential bool) {
 		}
 	}
 	for _, obj := range []client.Object{&authv1alpha1.APIBinding{}, &authv1alpha1.CustomAuthorizer{}} {
-		if fastDecode(j, obj, sharedMaps{}) {
+		if fastDecode(j, obj, sharedMaps{}, nil) {
 			t.Fatalf("fastDecode accepted a %T", obj)
 		}
 	}
@@ -193,7 +195,7 @@ func TestFastDecode(t *testing.T) {
 		t.Run("accept/"+tc.name, func(t *testing.T) {
 			construct := constructors[tc.kind]
 			obj := construct()
-			if !fastDecode([]byte(tc.json), obj, sharedMaps{}) {
+			if !fastDecode([]byte(tc.json), obj, sharedMaps{}, nil) {
 				t.Fatalf("fastDecode gave up on %s", tc.json)
 			}
 			want, ok := strictDecode([]byte(tc.json), construct)
@@ -209,7 +211,7 @@ func TestFastDecode(t *testing.T) {
 	for _, tc := range fastDecodeGiveUps {
 		t.Run("give up/"+tc.name, func(t *testing.T) {
 			construct := constructors[tc.kind]
-			if fastDecode([]byte(tc.json), construct(), sharedMaps{}) {
+			if fastDecode([]byte(tc.json), construct(), sharedMaps{}, nil) {
 				t.Fatalf("fastDecode accepted %s", tc.json)
 			}
 			if _, ok := strictDecode([]byte(tc.json), construct); ok == tc.strictRejects {
@@ -219,7 +221,7 @@ func TestFastDecode(t *testing.T) {
 		})
 	}
 	for _, obj := range []client.Object{&authv1alpha1.APIBinding{}, &authv1alpha1.CustomAuthorizer{}} {
-		if fastDecode([]byte(`{}`), obj, sharedMaps{}) {
+		if fastDecode([]byte(`{}`), obj, sharedMaps{}, nil) {
 			t.Errorf("fastDecode accepted a %T", obj)
 		}
 	}
@@ -295,7 +297,7 @@ func TestFastDecodeSharedMaps(t *testing.T) {
 	decode := func(doc string) *authv1alpha1.Credential {
 		t.Helper()
 		c := &authv1alpha1.Credential{}
-		if !fastDecode([]byte(doc), c, maps) {
+		if !fastDecode([]byte(doc), c, maps, nil) {
 			t.Fatalf("fastDecode gave up on %s", doc)
 		}
 		return c
@@ -317,7 +319,7 @@ func TestFastDecodeSharedMaps(t *testing.T) {
 		t.Errorf("other text: labels %v (shared %v), metadata %v", d.Labels, same(a.Labels, d.Labels), d.Spec.Metadata)
 	}
 	// A map that fails to decode is not kept.
-	if fastDecode([]byte(cred(`{"tier":"t0","tier":"t1"}`, `{}`)), &authv1alpha1.Credential{}, maps) {
+	if fastDecode([]byte(cred(`{"tier":"t0","tier":"t1"}`, `{}`)), &authv1alpha1.Credential{}, maps, nil) {
 		t.Error("a duplicate label key was accepted")
 	}
 	if _, ok := maps[`{"tier":"t0","tier":"t1"}`]; ok {
@@ -363,7 +365,7 @@ func BenchmarkFastDecode(b *testing.B) {
 			b.SetBytes(int64(len(j)))
 			maps := sharedMaps{} // one per worker in loadDocuments: after the first, labels repeat
 			for b.Loop() {
-				if !fastDecode(j, kind.construct(), maps) {
+				if !fastDecode(j, kind.construct(), maps, nil) {
 					b.Fatal("gave up")
 				}
 			}
@@ -377,5 +379,37 @@ func BenchmarkFastDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestNameArena: every name made stays as it was while the arena makes thousands more, a
+// repeated namespace is made once, and a long name is allocated on its own.
+func TestNameArena(t *testing.T) {
+	var a nameArena
+	want := make([]string, 0, 5000)
+	got := make([]string, 0, 5000)
+	for i := range cap(want) {
+		w := fmt.Sprintf("c-%06d", i)
+		if i%97 == 0 {
+			w = strings.Repeat("x", nameBlock/8+1+i%3)
+		}
+		want = append(want, w)
+		got = append(got, a.make([]byte(w)))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("name %d is %q, want %q", i, got[i], want[i])
+		}
+	}
+	if a.make(nil) != "" {
+		t.Error("an empty name is not empty")
+	}
+	ns1 := a.namespace([]byte("load"))
+	ns2 := a.namespace([]byte("load"))
+	if ns1 != "load" || unsafe.StringData(ns1) != unsafe.StringData(ns2) {
+		t.Errorf("namespaces %q and %q are not one string", ns1, ns2)
+	}
+	if other := a.namespace([]byte("other")); other != "other" {
+		t.Errorf("namespace = %q", other)
 	}
 }

@@ -319,13 +319,15 @@ func loadDocuments(files []manifestFile, keep func(i int, o *fileObject)) []*Loa
 	)
 	for range min(runtime.GOMAXPROCS(0), max(len(jobs), 1)) {
 		wg.Go(func() {
+			var names nameArena // this goroutine's: the objects' names
 			for i := int(claim.Add(1) - 1); i < len(jobs); i = int(claim.Add(1) - 1) {
 				j := &jobs[i]
 				j.out.objs = make([]loaded, 0, len(j.docs))
+				j.out.names = &names
 				for _, d := range j.docs {
 					j.out.loadDocument(j.file, d)
 				}
-				j.out.maps, j.out.json = nil, nil
+				j.out.maps, j.out.json, j.out.names = nil, nil, nil
 
 				// Finish every decoded job from next on, unless another goroutine is at it:
 				// it will find this one decoded when it gets there.
@@ -380,10 +382,11 @@ type place struct {
 
 // loader accumulates the objects and problems of one document (several for a List).
 type loader struct {
-	objs []loaded
-	errs []*LoadError
-	maps sharedMaps // see fastDecode
-	json []byte     // see loadDocument
+	objs  []loaded
+	errs  []*LoadError
+	maps  sharedMaps // see fastDecode
+	names *nameArena // see fastDecode; nil for none
+	json  []byte     // see loadDocument
 }
 
 // loaded is an object decoded from a document, and where.
@@ -762,7 +765,7 @@ func (l *loader) loadObject(j []byte, pos position) {
 	if l.maps == nil {
 		l.maps = sharedMaps{}
 	}
-	if !fastDecode(j, obj, l.maps) {
+	if !fastDecode(j, obj, l.maps, l.names) {
 		if gvk.Kind == "Secret" && !l.checkBase64(j, pos, head.label()) {
 			return
 		}
