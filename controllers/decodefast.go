@@ -79,7 +79,8 @@ type jsonScan struct {
 // 16-byte block of Go's allocator for small strings, which stays whole while any string in
 // it lives: the names of 100,000 Credentials and their Secrets took 4.6 MB. A namespace,
 // nearly always the one before, is made once. The blocks are never written where a string
-// was made.
+// was made. A block lives while any of its names does: after a reload that changes a few
+// objects, their names may keep a 4 KB block each.
 type nameArena struct {
 	block []byte
 	ns    string // the last namespace made
