@@ -116,16 +116,8 @@ func KeyOf(obj client.Object) (key ObjectKey, ok bool) {
 // Secret only what the compiler reads is kept (see credInput and secretData). A replacement
 // with the same UID and resourceVersion is ignored. It reports whether the set changed.
 func (in *Inputs) Set(obj client.Object) bool {
-	key, ok := KeyOf(obj)
-	if !ok {
-		return false
-	}
-	v := versionOf(obj)
-	if in.unchanged(key, v) {
-		return false
-	}
-	in.put(prepare(key, v, obj))
-	return true
+	p, ok := in.PrepareNew(obj) // an unchanged object is not converted
+	return ok && in.SetPrepared(p)
 }
 
 // Prepared is an object in the form Inputs keeps it (see Set), made by Prepare. Preparing is
@@ -133,9 +125,8 @@ func (in *Inputs) Set(obj client.Object) bool {
 // a whole directory prepares each object as it is decoded, and so never holds all the decoded
 // objects at once (a Credential or a Secret is several times larger decoded than prepared).
 type Prepared struct {
-	key     ObjectKey
-	version version
-	obj     any // *credInput, *secretData, *CustomAuthorizer or *APIBinding
+	key ObjectKey
+	obj any // *credInput, *secretData, *CustomAuthorizer or *APIBinding; nil: unchanged
 }
 
 // Prepare returns obj in the form Set keeps it; ok is false for an unsupported type. The
@@ -150,7 +141,7 @@ func Prepare(obj client.Object) (p Prepared, ok bool) {
 
 // prepare is Prepare for an object of a supported type, under key at version v.
 func prepare(key ObjectKey, v version, obj client.Object) Prepared {
-	p := Prepared{key: key, version: v}
+	p := Prepared{key: key}
 	switch o := obj.(type) {
 	case *authv1alpha1.Credential:
 		p.obj = newCredInput(o, v)
@@ -165,8 +156,8 @@ func prepare(key ObjectKey, v version, obj client.Object) Prepared {
 }
 
 // PrepareNew is Prepare for a source about to replace the whole set (see SetPrepared): of an
-// object the set already holds at the same UID and resourceVersion, it keeps only the name
-// and version, which SetPrepared ignores and a replacement keeps.
+// object the set already holds at the same UID and resourceVersion, it keeps only the name,
+// which SetPrepared ignores and a replacement keeps.
 func (in *Inputs) PrepareNew(obj client.Object) (p Prepared, ok bool) {
 	key, ok := KeyOf(obj)
 	if !ok {
@@ -174,7 +165,7 @@ func (in *Inputs) PrepareNew(obj client.Object) (p Prepared, ok bool) {
 	}
 	v := versionOf(obj)
 	if in.unchanged(key, v) {
-		return Prepared{key: key, version: v}, true
+		return Prepared{key: key}, true
 	}
 	return prepare(key, v, obj), true
 }
@@ -195,7 +186,7 @@ func (p Prepared) ExpiresAt() (t time.Time, ok bool) {
 // from; it reports whether the set changed. Of an object PrepareNew found unchanged, it
 // changes nothing: the set must not have changed that object since.
 func (in *Inputs) SetPrepared(p Prepared) bool {
-	if p.obj == nil || in.unchanged(p.key, p.version) {
+	if p.obj == nil || in.unchanged(p.key, versionOfKept(p.obj)) {
 		return false
 	}
 	in.put(p)
@@ -329,28 +320,45 @@ func (in *Inputs) Has(key ObjectKey) bool {
 	return ok
 }
 
+// versionOfKept is the version of an object in the form the set keeps it.
+func versionOfKept(obj any) version {
+	switch o := obj.(type) {
+	case *credInput:
+		return o.version
+	case *secretData:
+		return o.version
+	case metav1.Object:
+		return versionOf(o)
+	}
+	return 0
+}
+
 // version returns the version of the object under key; ok is false when there is none.
 func (in *Inputs) version(key ObjectKey) (v version, ok bool) {
 	nn := key.NamespacedName
+	var obj any
 	switch key.Kind {
 	case KindCredential:
 		if c := in.credentials.get(nn); c != nil {
-			return c.version, true
+			obj = c
 		}
 	case KindCustomAuthorizer:
 		if o := in.authorizers.get(nn); o != nil {
-			return versionOf(o), true
+			obj = o
 		}
 	case KindAPIBinding:
 		if o := in.bindings.get(nn); o != nil {
-			return versionOf(o), true
+			obj = o
 		}
 	case KindSecret:
 		if s := in.secrets.get(nn); s != nil {
-			return s.version, true
+			obj = s
 		}
 	}
-	return 0, false
+	if obj == nil {
+		return 0, false
+	}
+	return versionOfKept(obj), true
 }
 
 // version identifies one state of an object: its UID and resourceVersion, hashed to 64
