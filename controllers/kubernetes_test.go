@@ -145,6 +145,16 @@ func namespace(t testing.TB) string {
 	if err := k8s.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
+	// envtest runs no namespace controller, so the objects are deleted one kind at a time. A
+	// test's AppCodes and appKeys are then free for the next test that uses them, and for
+	// this one when run again (go test -count=2).
+	t.Cleanup(func() {
+		for _, o := range []client.Object{&authv1alpha1.APIBinding{}, &authv1alpha1.Credential{}, &authv1alpha1.CustomAuthorizer{}, &corev1.Secret{}} {
+			if err := k8s.DeleteAllOf(context.Background(), o, client.InNamespace(ns.Name)); err != nil {
+				t.Errorf("delete the %T objects of namespace %s: %v", o, ns.Name, err)
+			}
+		}
+	})
 	return ns.Name
 }
 
