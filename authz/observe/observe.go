@@ -24,12 +24,16 @@ type Observer struct {
 	authzLatency prometheus.Histogram
 	log          logr.Logger
 	logDecisions bool
+
+	reg        prometheus.Registerer
+	collectors []prometheus.Collector // registered with reg by New
 }
 
 var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 
-// New registers the metrics with reg. client and snapshot may be nil (no authorizer or
-// snapshot metrics then). With logDecisions, every decision is logged at info level.
+// New registers the metrics with reg; Unregister takes them out again. client and snapshot
+// may be nil (no authorizer or snapshot metrics then). With logDecisions, every decision is
+// logged at info level.
 func New(reg prometheus.Registerer, client *authorizer.Client, snapshot func() *compile.Snapshot, log logr.Logger, logDecisions bool) (*Observer, error) {
 	o := &Observer{
 		decisions: &decisionCounts{},
@@ -53,12 +57,25 @@ func New(reg prometheus.Registerer, client *authorizer.Client, snapshot func() *
 	if snapshot != nil {
 		cs = append(cs, &snapshotCollector{snapshot: snapshot})
 	}
+	o.reg = reg
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
+			o.Unregister()
 			return nil, err
 		}
+		o.collectors = append(o.collectors, c)
 	}
 	return o, nil
+}
+
+// Unregister takes o's metrics out of the registry New put them in, so that a later New
+// with the same registry (serve run again in one process, as its tests do) can register
+// its own.
+func (o *Observer) Unregister() {
+	for _, c := range o.collectors {
+		o.reg.Unregister(c)
+	}
+	o.collectors = nil
 }
 
 // For returns the function a front-end calls after each decision.

@@ -91,6 +91,57 @@ func TestMetricsAfterOneAllowAndOneDeny(t *testing.T) {
 	}
 }
 
+// TestUnregister: an Observer's metrics leave the registry with Unregister, so that a second
+// Observer can take their names; a New that cannot register them all leaves none behind.
+func TestUnregister(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	client := authorizer.New(authorizer.Options{})
+	snap := func() *compile.Snapshot { return nil }
+	names := func() []string {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ns []string
+		for _, mf := range mfs {
+			ns = append(ns, mf.GetName())
+		}
+		return ns
+	}
+
+	first, err := observe.New(reg, client, snap, logr.Discard(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := observe.New(reg, client, snap, logr.Discard(), false); err == nil {
+		t.Fatal("a second Observer registered the same metrics beside the first")
+	}
+	if len(names()) == 0 {
+		t.Fatal("the failed New took the first Observer's metrics with it")
+	}
+	first.Unregister()
+	if ns := names(); len(ns) != 0 {
+		t.Fatalf("after Unregister the registry still holds %v", ns)
+	}
+
+	// Only the decision metrics are registered; the next ones collide.
+	taken := prometheus.NewCounter(prometheus.CounterOpts{Name: "portcullis_authorizer_cache_hits_total", Help: "Decisions answered from the authorizer result cache."})
+	reg.MustRegister(taken)
+	if _, err := observe.New(reg, client, snap, logr.Discard(), false); err == nil {
+		t.Fatal("New registered metrics whose name was taken")
+	}
+	if ns := names(); len(ns) != 1 || ns[0] != "portcullis_authorizer_cache_hits_total" {
+		t.Fatalf("a New that failed left %v registered", ns)
+	}
+	reg.Unregister(taken)
+
+	second, err := observe.New(reg, client, snap, logr.Discard(), false)
+	if err != nil {
+		t.Fatalf("after Unregister: %v", err)
+	}
+	second.Unregister()
+}
+
 // TestDecisionCounts: decisions counted from many goroutines at once come out exactly, by
 // binding and code; a binding's series exist once it has a decision; every deny code has a
 // series without a binding from the start.

@@ -65,6 +65,7 @@ func (f frontends) run(ctx context.Context, policy *controllers.Policy) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	defer obs.Unregister()
 	grpcLn, err := net.Listen("tcp", f.grpcAddr)
 	if err != nil {
 		return fmt.Errorf("--grpc-addr: %w", err)

@@ -440,6 +440,13 @@ func TestSecretsHygiene(t *testing.T) {
 			return
 		}
 		stopped = true
+		select {
+		case err := <-served:
+			// Its signal handler is gone: SIGTERM would end the test binary.
+			t.Errorf("serve returned before it was stopped: %v", err)
+			return
+		default:
+		}
 		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 			t.Error(err)
 		}
