@@ -19,8 +19,8 @@ import (
 // if the first load fails RunFiles returns its error.
 func RunFiles(ctx context.Context, dir string, debounce time.Duration, policy *Policy, log logr.Logger) error {
 	// Without a cluster there are no status conditions to read: say in the log what is wrong.
-	policy.OnBuild(func(_ *compile.Snapshot, changed []compile.ObjectStatus) {
-		for _, st := range changed {
+	policy.OnBuild(func(_ *compile.Snapshot, changed compile.Changes) {
+		for st := range changed.All() {
 			for _, c := range st.Conditions {
 				if c.Status != metav1.ConditionTrue {
 					log.Info("Object not ready", "object", st.Key.String(), "condition", c.Type, "reason", c.Reason, "message", c.Message)

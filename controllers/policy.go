@@ -32,7 +32,7 @@ type Policy struct {
 	source sourceHealth // how current the source is known to be (see Freshness)
 
 	listenMu  sync.Mutex
-	listeners []func(snap *compile.Snapshot, changed []compile.ObjectStatus)
+	listeners []func(snap *compile.Snapshot, changed compile.Changes)
 }
 
 // NewPolicy returns an empty policy with no snapshot.
@@ -48,7 +48,7 @@ func (p *Policy) Ready() bool { return p.ready.Load() }
 
 // OnBuild registers f to be called, in build order, after every published build with the
 // statuses that changed.
-func (p *Policy) OnBuild(f func(snap *compile.Snapshot, changed []compile.ObjectStatus)) {
+func (p *Policy) OnBuild(f func(snap *compile.Snapshot, changed compile.Changes)) {
 	p.listenMu.Lock()
 	defer p.listenMu.Unlock()
 	p.listeners = append(p.listeners, f)
@@ -205,7 +205,7 @@ func (p *Policy) Rebuild(complete bool) (nextExpiry time.Time) {
 
 	buildSeconds.Observe(took.Seconds())
 	snapshotVersion.Set(float64(next.Version))
-	p.log.V(1).Info("Built snapshot", "version", next.Version, "changes", changes, "objects", objects, "statuses", len(statuses), "took", took)
+	p.log.V(1).Info("Built snapshot", "version", next.Version, "changes", changes, "objects", objects, "statuses", statuses.Len(), "took", took)
 	return nextExpiry
 }
 

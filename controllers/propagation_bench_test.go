@@ -688,7 +688,7 @@ func (r *rig) decide(s *compile.Snapshot, req engine.Request) engine.Decision {
 
 // onBuild decides the current probe's request on every snapshot the replica publishes
 // (listeners run right after the atomic store).
-func (r *rig) onBuild(s *compile.Snapshot, _ []compile.ObjectStatus) {
+func (r *rig) onBuild(s *compile.Snapshot, _ compile.Changes) {
 	at := time.Now()
 	p := r.current.Load()
 	if p == nil {

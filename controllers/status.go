@@ -58,13 +58,13 @@ const cacheTrustLag = time.Minute
 func NewStatusWriter(c client.Client, reader client.Reader, policy *Policy, log logr.Logger) *StatusWriter {
 	w := &StatusWriter{client: c, reader: reader, policy: policy, log: log, pending: map[compile.ObjectKey]compile.ObjectStatus{},
 		wake: make(chan struct{}, 1), written: map[compile.ObjectKey]writtenVersion{}}
-	policy.OnBuild(func(_ *compile.Snapshot, changed []compile.ObjectStatus) {
+	policy.OnBuild(func(_ *compile.Snapshot, changed compile.Changes) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if !w.active {
 			return // not elected: the full set is written on election
 		}
-		for _, st := range changed {
+		for st := range changed.All() {
 			w.pending[st.Key] = st
 		}
 		w.signal()

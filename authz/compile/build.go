@@ -232,9 +232,8 @@ func (cc condCache) share(conds []metav1.Condition) []metav1.Condition {
 // Build compiles the inputs into a snapshot. With prev (the snapshot last built from the
 // same Inputs) it redoes only what the objects changed since then reach, and shares the rest
 // with prev; without it, it builds everything. Both give the same snapshot. It returns the
-// statuses that differ from those of prev (on a full build, all of them), in no particular
-// order.
-func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
+// statuses that differ from those of prev (on a full build, all of them).
+func Build(in *Inputs, prev *Snapshot) (*Snapshot, Changes) {
 	changes, all := in.takeChanges()
 	st := prev.stateOrNil()
 	if all {
@@ -305,24 +304,20 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 	b.bindings(dirtyBinds, recount, full)
 	b.credentialStatuses(recount)
 
-	// Report the statuses that differ from what prev published, in no particular order; on
-	// a full build, every status.
+	// Report the statuses that differ from what prev published. A full build reports every
+	// status: Changes reads them from the snapshot.
 	var out []ObjectStatus
-	if full {
-		out = make([]ObjectStatus, 0, in.credentials.n+in.authorizers.n+in.bindings.n)
-		b.creds.Range(func(k nn, e *credEntry) bool { out = append(out, e.statusOf(k)); return true })
-		b.authz.Range(func(k nn, e *authzEntry) bool { out = append(out, e.statusOf(k)); return true })
-		b.binds.Range(func(k nn, e *bindEntry) bool { out = append(out, e.statusOf(k)); return true })
-	}
-	for k := range b.pending {
-		next, ok := statusOf(k, b.creds, b.authz, b.binds)
-		if !ok {
-			continue
+	if !full {
+		for k := range b.pending {
+			next, ok := statusOf(k, b.creds, b.authz, b.binds)
+			if !ok {
+				continue
+			}
+			if cur, ok := statusOf(k, &st.creds, &st.authz, &st.binds); ok && cur.Equal(&next) {
+				continue
+			}
+			out = append(out, next)
 		}
-		if cur, ok := statusOf(k, &st.creds, &st.authz, &st.binds); ok && cur.Equal(&next) {
-			continue
-		}
-		out = append(out, next)
 	}
 	snap := &Snapshot{
 		Version:   version,
@@ -339,7 +334,10 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, []ObjectStatus) {
 			authzUsers:  b.authzUsers.freeze(),
 		},
 	}
-	return snap, out
+	if full {
+		return snap, Changes{all: snap.st}
+	}
+	return snap, Changes{list: out}
 }
 
 func (s *Snapshot) stateOrNil() *state {

@@ -104,8 +104,31 @@ func TestGolden(t *testing.T) {
 			}
 			snap, statuses := compile.Build(inputsFrom(decode(t, data)), nil)
 			got := snap.Describe()
-			if n := len(snap.Statuses()); len(statuses) != n {
-				t.Errorf("a full build reported %d statuses, the snapshot holds %d", len(statuses), n)
+			// A full build reports every status of its snapshot, each once.
+			reported := map[compile.ObjectKey]compile.ObjectStatus{}
+			for st := range statuses.All() {
+				if _, twice := reported[st.Key]; twice {
+					t.Errorf("a full build reported %s twice", st.Key)
+				}
+				reported[st.Key] = st
+			}
+			all := snap.Statuses()
+			if len(reported) != len(all) || statuses.Len() != len(all) {
+				t.Errorf("a full build reported %d statuses (Len %d), the snapshot holds %d", len(reported), statuses.Len(), len(all))
+			}
+			for i := range all {
+				if r, ok := reported[all[i].Key]; !ok || !r.Equal(&all[i]) {
+					t.Errorf("status of %s: reported %+v, the snapshot says %+v", all[i].Key, r, all[i])
+				}
+			}
+			// A reader may stop at any status (the iterator panics if it goes on).
+			for stop := 1; stop <= len(all); stop++ {
+				n := 0
+				for range statuses.All() {
+					if n++; n == stop {
+						break
+					}
+				}
 			}
 			want := strings.TrimSuffix(f, ".in.yaml") + ".out.yaml"
 			if *update {

@@ -147,7 +147,7 @@ func TestIncrementalMatchesFull(t *testing.T) {
 			}
 			next, changed := compile.Build(in, snap)
 			snap = next
-			for _, st := range changed {
+			for st := range changed.All() {
 				known[st.Key] = st
 			}
 

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"iter"
 	"slices"
 	"strings"
 
@@ -63,11 +64,53 @@ func (s *Snapshot) Statuses() []ObjectStatus {
 	if s == nil || s.st == nil {
 		return out
 	}
-	s.st.creds.Range(func(k types.NamespacedName, e *credEntry) bool { out = append(out, e.statusOf(k)); return true })
-	s.st.authz.Range(func(k types.NamespacedName, e *authzEntry) bool { out = append(out, e.statusOf(k)); return true })
-	s.st.binds.Range(func(k types.NamespacedName, e *bindEntry) bool { out = append(out, e.statusOf(k)); return true })
+	out = make([]ObjectStatus, 0, s.st.len())
+	for st := range s.st.statuses {
+		out = append(out, st)
+	}
 	sortStatuses(out)
 	return out
+}
+
+// len is how many objects st has a status for.
+func (st *state) len() int { return st.creds.Len() + st.authz.Len() + st.binds.Len() }
+
+// statuses yields the status of every object of st, in no particular order.
+func (st *state) statuses(yield func(ObjectStatus) bool) {
+	ok := true
+	st.creds.Range(func(k types.NamespacedName, e *credEntry) bool { ok = yield(e.statusOf(k)); return ok })
+	if ok {
+		st.authz.Range(func(k types.NamespacedName, e *authzEntry) bool { ok = yield(e.statusOf(k)); return ok })
+	}
+	if ok {
+		st.binds.Range(func(k types.NamespacedName, e *bindEntry) bool { return yield(e.statusOf(k)) })
+	}
+}
+
+// Changes are the statuses a build reports: those that differ from the previous snapshot's,
+// or, after a full build, every status of the new snapshot. A full build's are made from the
+// snapshot one at a time as they are read. Made all at once, a large world's 110,000 were
+// 18 MB and 100,000 allocations of its build (BenchmarkBuildFull), and a Kubernetes replica
+// dropped them unread: its status writer starts after the first build, from the snapshot.
+type Changes struct {
+	list []ObjectStatus
+	all  *state // a full build's: every status of it
+}
+
+// Len is how many statuses changed.
+func (c Changes) Len() int {
+	if c.all != nil {
+		return c.all.len()
+	}
+	return len(c.list)
+}
+
+// All yields the statuses that changed, in no particular order.
+func (c Changes) All() iter.Seq[ObjectStatus] {
+	if c.all != nil {
+		return c.all.statuses
+	}
+	return slices.Values(c.list)
 }
 
 // ReadyCount is how many objects of one kind are ready and not.

@@ -74,7 +74,7 @@ func check(args []string, out io.Writer) (bool, error) {
 	for _, w := range warnings {
 		fmt.Fprintf(out, "warning: %s\n", w)
 	}
-	for _, st := range statuses {
+	for st := range statuses.All() {
 		for _, c := range st.Conditions {
 			if c.Status != "True" {
 				fmt.Fprintf(out, "warning: %s: %s=%s %s: %s\n", st.Key, c.Type, c.Status, c.Reason, c.Message)

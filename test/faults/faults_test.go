@@ -136,7 +136,7 @@ func loadWorld(t *testing.T, url string) *compile.Snapshot {
 	t.Helper()
 	snap, statuses := enginetest.Load(t, filepath.Join("testdata", "world"), placeholderURL, url, time.Now())
 	ready := 0
-	for _, st := range statuses {
+	for st := range statuses.All() {
 		for _, c := range st.Conditions {
 			if c.Type == "Ready" {
 				if c.Status != "True" {

@@ -44,7 +44,7 @@ func World(tb testing.TB, authorizerURL string, now time.Time) *compile.Snapshot
 // Load compiles the policy directory dir at now, with every occurrence of placeholder in its
 // files replaced by url (when url is set), and returns the snapshot and every object's
 // status.
-func Load(tb testing.TB, dir, placeholder, url string, now time.Time) (*compile.Snapshot, []compile.ObjectStatus) {
+func Load(tb testing.TB, dir, placeholder, url string, now time.Time) (*compile.Snapshot, compile.Changes) {
 	tb.Helper()
 	if url != "" {
 		tmp := tb.TempDir()
