@@ -305,19 +305,17 @@ func Build(in *Inputs, prev *Snapshot) (*Snapshot, Changes) {
 	b.credentialStatuses(recount)
 
 	// Report the statuses that differ from what prev published. A full build reports every
-	// status: Changes reads them from the snapshot.
+	// status (Changes reads them from the snapshot) and so records none in pending (emit).
 	var out []ObjectStatus
-	if !full {
-		for k := range b.pending {
-			next, ok := statusOf(k, b.creds, b.authz, b.binds)
-			if !ok {
-				continue
-			}
-			if cur, ok := statusOf(k, &st.creds, &st.authz, &st.binds); ok && cur.Equal(&next) {
-				continue
-			}
-			out = append(out, next)
+	for k := range b.pending {
+		next, ok := statusOf(k, b.creds, b.authz, b.binds)
+		if !ok {
+			continue
 		}
+		if cur, ok := statusOf(k, &st.creds, &st.authz, &st.binds); ok && cur.Equal(&next) {
+			continue
+		}
+		out = append(out, next)
 	}
 	snap := &Snapshot{
 		Version:   version,
